@@ -1,0 +1,1030 @@
+//! Pages → Arrow rows, by schema, in one pass.
+//!
+//! A page's JSON is walked once with serde, guided by a trie built from the table's schema: a key
+//! the schema names goes straight into its column builder (typed, coerced where the API's text
+//! form differs: numeric strings, RFC 2822 times), a known object is descended into, and
+//! anything else (an unknown key, a value of the wrong type) is kept in the row's `_extra` JSON
+//! text. Nothing is dropped, and each unknown path is reported once so the run can say so.
+//!
+//! Why not arrow-json's `Decoder` + `RecordBatch::normalize`: it silently ignores keys the schema
+//! does not name (so `_extra` would need a second walk of every record), has no "object as JSON
+//! text" column, and needs a rename pass for the `{value}` collapse. This walk does all of it at
+//! the same speed class (see `benches/`).
+//!
+//! Rows of a page that fails to parse are rolled back: a half-read page never reaches a batch.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringArray, StringBuilder,
+    TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+};
+use arrow::compute::concat;
+use arrow::record_batch::RecordBatch;
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::schema::{Column, ColumnType, ContextField, Source, TableSchema};
+use crate::timefmt::parse_api_timestamp;
+
+/// A page or record that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FlattenError {
+    /// The body is not the JSON the API documents (truncated, not JSON, wrong shape).
+    #[error("malformed JSON body: {0}")]
+    Malformed(String),
+    /// The page has no records array under the expected key.
+    #[error("the page has no `{0}` array")]
+    MissingRecords(String),
+    /// Arrow refused the columns (a bug, not bad input).
+    #[error("building the Arrow batch failed: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// Values known from the request rather than the records (`@call_sid`, `@account_sid`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecordContext<'a> {
+    /// The call SID in the request path, if any.
+    pub call_sid: Option<&'a str>,
+    /// The account SID in the request path, if any.
+    pub account_sid: Option<&'a str>,
+}
+
+/// Lineage stamped on every row of a batch.
+#[derive(Clone, Debug)]
+pub struct Lineage {
+    /// When the run started, microseconds since the epoch.
+    pub ingested_at_micros: i64,
+    /// The run id.
+    pub run_id: Arc<str>,
+}
+
+/// The top-level keys of a page other than its records (`meta`, `next_page_uri`, ...).
+#[derive(Clone, Debug, Default)]
+pub struct PageMeta(pub Map<String, Value>);
+
+impl PageMeta {
+    /// The value at a path of keys, if present and not null.
+    pub fn get(&self, path: &[&str]) -> Option<&Value> {
+        let (first, rest) = path.split_first()?;
+        let mut value = self.0.get(*first)?;
+        for key in rest {
+            value = value.get(*key)?;
+        }
+        (!value.is_null()).then_some(value)
+    }
+
+    /// A string at a path.
+    pub fn get_str(&self, path: &[&str]) -> Option<&str> {
+        self.get(path).and_then(Value::as_str)
+    }
+
+    /// A non-negative integer at a path.
+    pub fn get_u64(&self, path: &[&str]) -> Option<u64> {
+        self.get(path).and_then(Value::as_u64)
+    }
+}
+
+/// What one page gave.
+#[derive(Debug)]
+pub struct PageOutcome {
+    /// The page's non-record keys, for paging.
+    pub meta: PageMeta,
+    /// Rows added.
+    pub rows: usize,
+    /// Timestamps (µs) of the partition column of the rows added, in order; `None` where absent.
+    pub last_partition_micros: Option<i64>,
+}
+
+/// A schema node: a column, or an object whose keys lead on.
+enum Node {
+    Column(usize),
+    Object(Trie),
+}
+
+/// Children of an object path. Fan-out is small, so a vector beats hashing.
+struct Trie {
+    path: String,
+    children: Vec<(Box<str>, Node)>,
+}
+
+impl Trie {
+    fn child(&self, key: &str) -> Option<&Node> {
+        self.children
+            .iter()
+            .find(|(k, _)| k.as_ref() == key)
+            .map(|(_, n)| n)
+    }
+
+    fn insert(&mut self, segments: &[String], column: usize) {
+        let Some((first, rest)) = segments.split_first() else {
+            return;
+        };
+        if rest.is_empty() {
+            self.children.push((first.as_str().into(), Node::Column(column)));
+            return;
+        }
+        let position = self.children.iter().position(|(k, _)| k.as_ref() == first);
+        let index = position.unwrap_or_else(|| {
+            let path = join_path(&self.path, first);
+            let node = Node::Object(Trie {
+                path,
+                children: Vec::new(),
+            });
+            self.children.push((first.as_str().into(), node));
+            self.children.len() - 1
+        });
+        if let Node::Object(child) = &mut self.children[index].1 {
+            child.insert(rest, column);
+        }
+    }
+}
+
+fn join_path(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+enum ColumnBuilder {
+    Utf8(StringBuilder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Boolean(BooleanBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(ty: ColumnType) -> Self {
+        match ty {
+            ColumnType::Utf8 => ColumnBuilder::Utf8(StringBuilder::new()),
+            ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::new()),
+            ColumnType::Float64 => ColumnBuilder::Float64(Float64Builder::new()),
+            ColumnType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::new()),
+            ColumnType::Timestamp => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+            }
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            ColumnBuilder::Utf8(b) => b.append_null(),
+            ColumnBuilder::Int64(b) => b.append_null(),
+            ColumnBuilder::Float64(b) => b.append_null(),
+            ColumnBuilder::Boolean(b) => b.append_null(),
+            ColumnBuilder::Timestamp(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float64(b) => Arc::new(b.finish()),
+            ColumnBuilder::Boolean(b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// The row being built and the columns built so far.
+struct RowState {
+    columns: Vec<ColumnMeta>,
+    builders: Vec<ColumnBuilder>,
+    extra: StringBuilder,
+    /// `filled[c] == row_stamp` when column c already has this row's value.
+    filled: Vec<u64>,
+    row_stamp: u64,
+    rows: usize,
+    row_extras: Vec<(String, Value)>,
+    unknown_seen: HashSet<String>,
+    unknown_new: Vec<String>,
+    partition_column: usize,
+    last_partition_micros: Option<i64>,
+}
+
+struct ColumnMeta {
+    ty: ColumnType,
+    json: bool,
+    path: String,
+    context: Option<ContextField>,
+}
+
+impl RowState {
+    fn begin_row(&mut self) {
+        self.row_stamp += 1;
+        self.row_extras.clear();
+    }
+
+    fn end_row(&mut self, ctx: &RecordContext<'_>) {
+        for c in 0..self.columns.len() {
+            if self.filled[c] == self.row_stamp {
+                continue;
+            }
+            let value = match self.columns[c].context {
+                Some(ContextField::CallSid) => ctx.call_sid,
+                Some(ContextField::AccountSid) => ctx.account_sid,
+                None => None,
+            };
+            match (value, &mut self.builders[c]) {
+                (Some(text), ColumnBuilder::Utf8(b)) => b.append_value(text),
+                (_, builder) => builder.append_null(),
+            }
+        }
+        if self.row_extras.is_empty() {
+            self.extra.append_null();
+        } else {
+            let text = nest_extras(std::mem::take(&mut self.row_extras));
+            self.extra.append_value(text);
+        }
+        self.rows += 1;
+    }
+
+    /// Claims column `c` for this row; false if the record gave it twice.
+    fn claim(&mut self, c: usize) -> bool {
+        if self.filled[c] == self.row_stamp {
+            return false;
+        }
+        self.filled[c] = self.row_stamp;
+        true
+    }
+
+    fn keep_extra(&mut self, path: String, value: Value, why: &str) {
+        if self.unknown_seen.insert(path.clone()) {
+            self.unknown_new.push(format!("{path} ({why})"));
+        }
+        self.row_extras.push((path, value));
+    }
+
+    fn mismatch(&mut self, c: usize, value: Value) {
+        let path = self.columns[c].path.clone();
+        let why = format!("not a {}", self.columns[c].ty.name());
+        self.keep_extra(path, value, &why);
+    }
+
+    fn put_str(&mut self, c: usize, text: &str) {
+        if !self.claim(c) {
+            return self.mismatch(c, Value::String(text.to_string()));
+        }
+        let parsed_ok = match &mut self.builders[c] {
+            ColumnBuilder::Utf8(b) => {
+                b.append_value(text);
+                true
+            }
+            ColumnBuilder::Int64(b) => text.trim().parse::<i64>().map(|v| b.append_value(v)).is_ok(),
+            ColumnBuilder::Float64(b) => match text.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() => {
+                    b.append_value(v);
+                    true
+                }
+                _ => false,
+            },
+            ColumnBuilder::Boolean(b) => match text {
+                "true" | "True" | "TRUE" => {
+                    b.append_value(true);
+                    true
+                }
+                "false" | "False" | "FALSE" => {
+                    b.append_value(false);
+                    true
+                }
+                _ => false,
+            },
+            ColumnBuilder::Timestamp(b) => parse_api_timestamp(text)
+                .map(|micros| {
+                    b.append_value(micros);
+                    if c == self.partition_column {
+                        self.last_partition_micros = Some(micros);
+                    }
+                })
+                .is_some(),
+        };
+        if !parsed_ok {
+            self.unclaim(c);
+            self.mismatch(c, Value::String(text.to_string()));
+        }
+    }
+
+    fn unclaim(&mut self, c: usize) {
+        self.filled[c] = self.row_stamp.wrapping_sub(1);
+    }
+
+    fn put_i64(&mut self, c: usize, v: i64) {
+        if !self.claim(c) {
+            return self.mismatch(c, Value::from(v));
+        }
+        match &mut self.builders[c] {
+            ColumnBuilder::Int64(b) => b.append_value(v),
+            ColumnBuilder::Float64(b) => b.append_value(v as f64),
+            ColumnBuilder::Utf8(b) => b.append_value(v.to_string()),
+            _ => {
+                self.unclaim(c);
+                self.mismatch(c, Value::from(v));
+            }
+        }
+    }
+
+    fn put_u64(&mut self, c: usize, v: u64) {
+        match i64::try_from(v) {
+            Ok(v) => self.put_i64(c, v),
+            Err(_) => self.put_f64_or_keep(c, v as f64, Value::from(v)),
+        }
+    }
+
+    fn put_f64(&mut self, c: usize, v: f64) {
+        let original = serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number);
+        self.put_f64_or_keep(c, v, original)
+    }
+
+    fn put_f64_or_keep(&mut self, c: usize, v: f64, original: Value) {
+        if !self.claim(c) {
+            return self.mismatch(c, original);
+        }
+        let stored = match &mut self.builders[c] {
+            ColumnBuilder::Float64(b) => {
+                b.append_value(v);
+                true
+            }
+            ColumnBuilder::Int64(b) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
+                b.append_value(v as i64);
+                true
+            }
+            ColumnBuilder::Utf8(b) => {
+                b.append_value(original.to_string());
+                true
+            }
+            _ => false,
+        };
+        if !stored {
+            self.unclaim(c);
+            self.mismatch(c, original);
+        }
+    }
+
+    fn put_bool(&mut self, c: usize, v: bool) {
+        if !self.claim(c) {
+            return self.mismatch(c, Value::Bool(v));
+        }
+        match &mut self.builders[c] {
+            ColumnBuilder::Boolean(b) => b.append_value(v),
+            ColumnBuilder::Utf8(b) => b.append_value(if v { "true" } else { "false" }),
+            _ => {
+                self.unclaim(c);
+                self.mismatch(c, Value::Bool(v));
+            }
+        }
+    }
+
+    fn put_json_text(&mut self, c: usize, text: &str) {
+        if text == "null" {
+            return;
+        }
+        if !self.claim(c) {
+            let value = serde_json::from_str(text).unwrap_or(Value::Null);
+            return self.mismatch(c, value);
+        }
+        if let ColumnBuilder::Utf8(b) = &mut self.builders[c] {
+            b.append_value(text);
+        }
+    }
+
+    /// Finishes every builder; keeps the first `len` rows.
+    fn finish_columns(&mut self, len: usize) -> Vec<ArrayRef> {
+        let mut arrays: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        arrays.push(Arc::new(self.extra.finish()));
+        self.rows = 0;
+        arrays
+            .into_iter()
+            .map(|a| if a.len() > len { a.slice(0, len) } else { a })
+            .collect()
+    }
+}
+
+/// Builds the `_extra` JSON object of a row: unknown paths nested as in the record.
+fn nest_extras(extras: Vec<(String, Value)>) -> String {
+    let mut root = Map::new();
+    for (path, value) in extras {
+        let mut object = &mut root;
+        let mut segments = path.split('.').peekable();
+        while let Some(segment) = segments.next() {
+            if segments.peek().is_none() {
+                object.insert(segment.to_string(), value);
+                break;
+            }
+            let entry = object
+                .entry(segment.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            match entry {
+                Value::Object(inner) => object = inner,
+                _ => break,
+            }
+        }
+    }
+    Value::Object(root).to_string()
+}
+
+/// Turns pages of one table into rows of its schema.
+pub struct Flattener {
+    schema: Arc<TableSchema>,
+    trie: Trie,
+    state: RowState,
+    committed_rows: usize,
+    /// Columns of rows kept across a rollback (a failed page after good ones).
+    kept: Vec<Vec<ArrayRef>>,
+}
+
+impl Flattener {
+    /// A flattener for one table.
+    pub fn new(schema: Arc<TableSchema>) -> Self {
+        let mut trie = Trie {
+            path: String::new(),
+            children: Vec::new(),
+        };
+        let mut columns = Vec::with_capacity(schema.columns.len());
+        for (index, column) in schema.columns.iter().enumerate() {
+            columns.push(column_meta(column));
+            if let Source::Record(segments) = &column.source {
+                trie.insert(segments, index);
+            }
+        }
+        let builders = schema
+            .columns
+            .iter()
+            .map(|c| ColumnBuilder::new(c.ty))
+            .collect();
+        let state = RowState {
+            filled: vec![0; columns.len()],
+            columns,
+            builders,
+            extra: StringBuilder::new(),
+            row_stamp: 0,
+            rows: 0,
+            row_extras: Vec::new(),
+            unknown_seen: HashSet::new(),
+            unknown_new: Vec::new(),
+            partition_column: schema.partition_column,
+            last_partition_micros: None,
+        };
+        Flattener {
+            schema,
+            trie,
+            state,
+            committed_rows: 0,
+            kept: Vec::new(),
+        }
+    }
+
+    /// Reads one page: its records become rows, its other keys are returned for paging.
+    /// On error the page's rows are dropped and earlier pages' rows are kept.
+    pub fn push_page(
+        &mut self,
+        body: &[u8],
+        ctx: &RecordContext<'_>,
+    ) -> Result<PageOutcome, FlattenError> {
+        self.state.last_partition_micros = None;
+        let before = self.state.rows;
+        let seed = PageSeed {
+            trie: &self.trie,
+            state: &mut self.state,
+            ctx,
+            records_key: &self.schema.records_key,
+        };
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let parsed = seed
+            .deserialize(&mut deserializer)
+            .and_then(|meta| deserializer.end().map(|()| meta));
+        match parsed {
+            Ok(Some(meta)) => {
+                self.committed_rows = self.state.rows;
+                Ok(PageOutcome {
+                    meta,
+                    rows: self.state.rows - before,
+                    last_partition_micros: self.state.last_partition_micros,
+                })
+            }
+            Ok(None) => {
+                self.rollback();
+                Err(FlattenError::MissingRecords(self.schema.records_key.clone()))
+            }
+            Err(e) => {
+                self.rollback();
+                Err(FlattenError::Malformed(e.to_string()))
+            }
+        }
+    }
+
+    /// Reads a body that is one record (a single-resource endpoint).
+    pub fn push_record(
+        &mut self,
+        body: &[u8],
+        ctx: &RecordContext<'_>,
+    ) -> Result<(), FlattenError> {
+        let seed = RecordSeed {
+            node: &self.trie,
+            state: &mut self.state,
+            ctx,
+        };
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let parsed = seed
+            .deserialize(&mut deserializer)
+            .and_then(|()| deserializer.end());
+        match parsed {
+            Ok(()) => {
+                self.committed_rows = self.state.rows;
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback();
+                Err(FlattenError::Malformed(e.to_string()))
+            }
+        }
+    }
+
+    fn rollback(&mut self) {
+        let keep = self.committed_rows;
+        let arrays = self.state.finish_columns(keep);
+        if keep > 0 {
+            self.kept.push(arrays);
+        }
+        self.committed_rows = 0;
+    }
+
+    /// Rows read so far and not yet taken by `finish`.
+    pub fn rows(&self) -> usize {
+        self.committed_rows + self.kept.iter().map(|k| k[0].len()).sum::<usize>()
+    }
+
+    /// Paths seen for the first time since the last call: unknown keys and values of the wrong
+    /// type, each kept in `_extra`.
+    pub fn take_new_unknown_paths(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.state.unknown_new)
+    }
+
+    /// All rows read so far as one batch of the table's schema (None when there are none).
+    pub fn finish(&mut self, lineage: &Lineage) -> Result<Option<RecordBatch>, FlattenError> {
+        let current = self.state.finish_columns(self.committed_rows);
+        self.committed_rows = 0;
+        let mut parts = std::mem::take(&mut self.kept);
+        parts.push(current);
+        let rows: usize = parts.iter().map(|p| p[0].len()).sum();
+        if rows == 0 {
+            return Ok(None);
+        }
+        let mut columns = Vec::with_capacity(parts[0].len() + 2);
+        for c in 0..parts[0].len() {
+            let pieces: Vec<&dyn arrow::array::Array> =
+                parts.iter().map(|p| p[c].as_ref()).collect();
+            columns.push(if pieces.len() == 1 {
+                Arc::clone(&parts[0][c])
+            } else {
+                concat(&pieces)?
+            });
+        }
+        columns.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![lineage.ingested_at_micros; rows])
+                .with_timezone("UTC"),
+        ));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            std::iter::repeat_n(lineage.run_id.as_ref(), rows),
+        )));
+        Ok(Some(RecordBatch::try_new(
+            Arc::clone(&self.schema.arrow),
+            columns,
+        )?))
+    }
+}
+
+fn column_meta(column: &Column) -> ColumnMeta {
+    let context = match column.source {
+        Source::Context(field) => Some(field),
+        Source::Record(_) => None,
+    };
+    ColumnMeta {
+        ty: if column.json {
+            ColumnType::Utf8
+        } else {
+            column.ty
+        },
+        json: column.json,
+        path: column.path_text.clone(),
+        context,
+    }
+}
+
+/// A map key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The page object: the records array goes to rows, every other key into `PageMeta`.
+/// Yields `None` when the records key is absent.
+struct PageSeed<'a, 'c> {
+    trie: &'a Trie,
+    state: &'a mut RowState,
+    ctx: &'a RecordContext<'c>,
+    records_key: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for PageSeed<'_, '_> {
+    type Value = Option<PageMeta>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PageSeed<'_, '_> {
+    type Value = Option<PageMeta>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a page object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut meta = Map::new();
+        let mut found = false;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if key.0 == self.records_key && !found {
+                found = true;
+                map.next_value_seed(RecordsSeed {
+                    trie: self.trie,
+                    state: &mut *self.state,
+                    ctx: self.ctx,
+                })?;
+            } else {
+                let value: Value = map.next_value()?;
+                meta.insert(key.0.into_owned(), value);
+            }
+        }
+        Ok(found.then_some(PageMeta(meta)))
+    }
+}
+
+/// The records array (null counts as empty).
+struct RecordsSeed<'a, 'c> {
+    trie: &'a Trie,
+    state: &'a mut RowState,
+    ctx: &'a RecordContext<'c>,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of records")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(RecordSeed {
+                node: self.trie,
+                state: &mut *self.state,
+                ctx: self.ctx,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+/// One record: an object walked along the trie, then the row is completed.
+struct RecordSeed<'a, 'c> {
+    node: &'a Trie,
+    state: &'a mut RowState,
+    ctx: &'a RecordContext<'c>,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        let RecordSeed { node, state, ctx } = self;
+        state.begin_row();
+        deserializer.deserialize_map(ObjectVisitor {
+            node,
+            state: &mut *state,
+        })?;
+        state.end_row(ctx);
+        Ok(())
+    }
+}
+
+/// The keys of an object at a known path.
+struct ObjectVisitor<'a> {
+    node: &'a Trie,
+    state: &'a mut RowState,
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match self.node.child(&key.0) {
+                Some(Node::Column(c)) => {
+                    if self.state.columns[*c].json {
+                        let raw: &'de RawValue = map.next_value()?;
+                        self.state.put_json_text(*c, raw.get());
+                    } else {
+                        map.next_value_seed(ValueSeed {
+                            column: *c,
+                            state: &mut *self.state,
+                        })?;
+                    }
+                }
+                Some(Node::Object(child)) => map.next_value_seed(NestedSeed {
+                    node: child,
+                    state: &mut *self.state,
+                })?,
+                None => {
+                    let value: Value = map.next_value()?;
+                    let path = join_path(&self.node.path, &key.0);
+                    self.state.keep_extra(path, value, "not in the schema");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Maps any JSON value that reaches a typed column into it (coercing) or into `_extra`.
+struct ValueSeed<'a> {
+    column: usize,
+    state: &'a mut RowState,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.state.put_bool(self.column, v);
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.state.put_i64(self.column, v);
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.state.put_u64(self.column, v);
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.state.put_f64(self.column, v);
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.state.put_str(self.column, v);
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let value = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        self.state.mismatch(self.column, value);
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        let value = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        self.state.mismatch(self.column, value);
+        Ok(())
+    }
+}
+
+/// A value at a known object path: an object is descended into, null leaves its columns null,
+/// anything else is kept in `_extra`.
+struct NestedSeed<'a> {
+    node: &'a Trie,
+    state: &'a mut RowState,
+}
+
+impl<'de> DeserializeSeed<'de> for NestedSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        let NestedSeed { node, state } = self;
+        let value = deserializer.deserialize_any(NestedVisitor { node, state: &mut *state })?;
+        if let Some(value) = value {
+            state.keep_extra(node.path.clone(), value, "not an object");
+        }
+        Ok(())
+    }
+}
+
+/// Yields the value when it is not an object or null, so the caller keeps it in `_extra`.
+struct NestedVisitor<'a> {
+    node: &'a Trie,
+    state: &'a mut RowState,
+}
+
+impl<'de> Visitor<'de> for NestedVisitor<'_> {
+    type Value = Option<Value>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object or null")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<Value>, A::Error> {
+        ObjectVisitor {
+            node: self.node,
+            state: self.state,
+        }
+        .visit_map(map)?;
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Value>, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<Value>, E> {
+        Ok(Some(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<Value>, E> {
+        Ok(Some(Value::from(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<Value>, E> {
+        Ok(Some(Value::from(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<Value>, E> {
+        Ok(Some(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<Value>, E> {
+        Ok(Some(Value::String(v.to_string())))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Value>, A::Error> {
+        Value::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Schemas, Table};
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+
+    fn lineage() -> Lineage {
+        Lineage {
+            ingested_at_micros: 7,
+            run_id: "run-1".into(),
+        }
+    }
+
+    fn flattener(table: Table) -> Flattener {
+        let schemas = Schemas::builtin().expect("schemas");
+        Flattener::new(schemas.get(table))
+    }
+
+    const METRICS_PAGE: &str = r#"{"meta": {"key": "metrics", "next_page_url": "http://x/next", "page": 0},
+      "metrics": [{"edge": "sdk_edge", "call_sid": "CA7569efe0253644fa4a88aa97beca3310",
+        "sdk_edge": {"interval": {"mos": {"value": 4.39}, "rtt": {"value": 81}, "jitter": {"value": 9},
+          "audio_in": {"value": 81}, "audio_out": {"value": 5237}, "packets_lost": 0, "packets_received": 50},
+          "cumulative": {"bytes_sent": 329425, "packets_lost": 0, "packets_sent": 3934,
+          "bytes_received": 547788, "packets_received": 3900}},
+        "sip_edge": null, "direction": "both", "timestamp": "2019-10-07T22:32:06Z",
+        "account_sid": "AC998c10b68cbfda9f67277f7d8f4439c9", "client_edge": null, "carrier_edge": null}]}"#;
+
+    fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a dyn Array {
+        batch.column_by_name(name).expect(name).as_ref()
+    }
+
+    #[test]
+    fn seed_metrics_page_flattens() {
+        let mut f = flattener(Table::InsightsMetrics);
+        let outcome = f
+            .push_page(METRICS_PAGE.as_bytes(), &RecordContext::default())
+            .expect("page");
+        assert_eq!(outcome.rows, 1);
+        assert_eq!(outcome.meta.get_str(&["meta", "next_page_url"]), Some("http://x/next"));
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        let mos = column(&batch, "sdk_edge__interval__mos").as_primitive::<Float64Type>();
+        assert_eq!(mos.value(0), 4.39);
+        let sent = column(&batch, "sdk_edge__cumulative__bytes_sent").as_primitive::<Int64Type>();
+        assert_eq!(sent.value(0), 329425);
+        let ts = column(&batch, "timestamp").as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(ts.value(0), 1_570_487_526_000_000);
+        assert!(column(&batch, "_extra").is_null(0));
+        assert_eq!(column(&batch, "_run_id").as_string::<i32>().value(0), "run-1");
+        assert!(take_nothing(&mut f));
+    }
+
+    fn take_nothing(f: &mut Flattener) -> bool {
+        f.take_new_unknown_paths().is_empty()
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_land_in_extra() {
+        let page = r#"{"events": [{"response": {"date_created": "Tue, 11 Aug 2020 17:44:08 +0000",
+            "response_code": "201", "request_duration": {"ms": 50}, "api_version": "2010-04-01"},
+            "request": {"parameters": {"to": "+1", "n": [1, 2]}, "method": "POST"}, "brand_new": null}],
+            "next_page_uri": null}"#;
+        let mut f = flattener(Table::CallEvents);
+        let ctx = RecordContext {
+            call_sid: Some("CA00000000000000000000000000000001"),
+            account_sid: None,
+        };
+        f.push_page(page.as_bytes(), &ctx).expect("page");
+        let mut unknown = f.take_new_unknown_paths();
+        unknown.sort();
+        assert_eq!(
+            unknown,
+            [
+                "brand_new (not in the schema)",
+                "response.api_version (not in the schema)",
+                "response.request_duration (not a Int64)",
+            ]
+        );
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        let extra = column(&batch, "_extra").as_string::<i32>().value(0);
+        assert_eq!(
+            extra,
+            r#"{"brand_new":null,"response":{"api_version":"2010-04-01","request_duration":{"ms":50}}}"#
+        );
+        let code = column(&batch, "response__response_code").as_primitive::<Int64Type>();
+        assert_eq!(code.value(0), 201);
+        let created = column(&batch, "response__date_created").as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(created.value(0), 1_597_167_848_000_000);
+        let params = column(&batch, "request__parameters").as_string::<i32>().value(0);
+        assert_eq!(params, r#"{"to": "+1", "n": [1, 2]}"#);
+        assert_eq!(
+            column(&batch, "call_sid").as_string::<i32>().value(0),
+            "CA00000000000000000000000000000001"
+        );
+        assert!(column(&batch, "account_sid").is_null(0));
+    }
+
+    #[test]
+    fn a_bad_page_is_rolled_back_and_earlier_pages_kept() {
+        let mut f = flattener(Table::InsightsMetrics);
+        let ctx = RecordContext::default();
+        f.push_page(METRICS_PAGE.as_bytes(), &ctx).expect("page 1");
+        let truncated = &METRICS_PAGE[..METRICS_PAGE.len() - 40];
+        assert!(matches!(
+            f.push_page(truncated.as_bytes(), &ctx),
+            Err(FlattenError::Malformed(_))
+        ));
+        assert!(matches!(
+            f.push_page(br#"{"code": 20429, "message": "Too Many Requests"}"#, &ctx),
+            Err(FlattenError::MissingRecords(_))
+        ));
+        f.push_page(METRICS_PAGE.as_bytes(), &ctx).expect("page 2");
+        assert_eq!(f.rows(), 2);
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        assert_eq!(batch.num_rows(), 2);
+        let mos = column(&batch, "sdk_edge__interval__mos").as_primitive::<Float64Type>();
+        assert_eq!((mos.value(0), mos.value(1)), (4.39, 4.39));
+        assert!(f.finish(&lineage()).expect("finish").is_none());
+    }
+
+    #[test]
+    fn duplicate_keys_do_not_shift_columns() {
+        let page = r#"{"data": [{"name": "a", "name": "b", "event_timestamp": "2019-03-29T11:10:19.127783Z"}]}"#;
+        let mut f = flattener(Table::TelnyxCallEvents);
+        f.push_page(page.as_bytes(), &RecordContext::default()).expect("page");
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        assert_eq!(column(&batch, "name").as_string::<i32>().value(0), "a");
+        assert_eq!(
+            column(&batch, "_extra").as_string::<i32>().value(0),
+            r#"{"name":"b"}"#
+        );
+    }
+}

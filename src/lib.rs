@@ -1,0 +1,14 @@
+//! voxlake: voice-call telemetry from the Twilio and Telnyx APIs into Hive-partitioned Parquet.
+//!
+//! Data flows one way: a source pages through an API (`sources`, over the one HTTP client in
+//! `http`), the flattener turns pages into Arrow rows by schema (`flatten`, `schema`), the sink
+//! writes partitioned Parquet through object_store and commits it slice by slice (`sink`), and
+//! the state store records what is done (`state`). `run` drives it; `cli` and `main.rs` are the
+//! edge. The `simulator` serves the same APIs on loopback for the demo and the tests.
+
+pub mod error;
+pub mod flatten;
+pub mod ids;
+pub mod schema;
+pub mod secret;
+pub mod timefmt;

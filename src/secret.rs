@@ -1,0 +1,44 @@
+//! A wrapper for credentials: it never prints its content, so a secret cannot reach a log line,
+//! an error message or a panic through `Debug` or `Display`.
+
+use std::fmt;
+
+/// A credential (auth token, API secret, API key). `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The credential itself, for the one place that sends it (the HTTP client).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_prints_itself() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?} {secret}"), "*** ***");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+}
