@@ -126,7 +126,8 @@ impl Trie {
             return;
         };
         if rest.is_empty() {
-            self.children.push((first.as_str().into(), Node::Column(column)));
+            self.children
+                .push((first.as_str().into(), Node::Column(column)));
             return;
         }
         let position = self.children.iter().position(|(k, _)| k.as_ref() == first);
@@ -279,7 +280,11 @@ impl RowState {
                 b.append_value(text);
                 true
             }
-            ColumnBuilder::Int64(b) => text.trim().parse::<i64>().map(|v| b.append_value(v)).is_ok(),
+            ColumnBuilder::Int64(b) => text
+                .trim()
+                .parse::<i64>()
+                .map(|v| b.append_value(v))
+                .is_ok(),
             ColumnBuilder::Float64(b) => match text.trim().parse::<f64>() {
                 Ok(v) if v.is_finite() => {
                     b.append_value(v);
@@ -515,7 +520,9 @@ impl Flattener {
             }
             Ok(None) => {
                 self.rollback();
-                Err(FlattenError::MissingRecords(self.schema.records_key.clone()))
+                Err(FlattenError::MissingRecords(
+                    self.schema.records_key.clone(),
+                ))
             }
             Err(e) => {
                 self.rollback();
@@ -845,7 +852,10 @@ impl<'de> DeserializeSeed<'de> for NestedSeed<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         let NestedSeed { node, state } = self;
-        let value = deserializer.deserialize_any(NestedVisitor { node, state: &mut *state })?;
+        let value = deserializer.deserialize_any(NestedVisitor {
+            node,
+            state: &mut *state,
+        })?;
         if let Some(value) = value {
             state.keep_extra(node.path.clone(), value, "not an object");
         }
@@ -885,7 +895,9 @@ impl<'de> Visitor<'de> for NestedVisitor<'_> {
         Ok(Some(Value::from(v)))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<Value>, E> {
-        Ok(Some(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
+        Ok(Some(
+            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
+        ))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<Value>, E> {
         Ok(Some(Value::String(v.to_string())))
@@ -934,7 +946,10 @@ mod tests {
             .push_page(METRICS_PAGE.as_bytes(), &RecordContext::default())
             .expect("page");
         assert_eq!(outcome.rows, 1);
-        assert_eq!(outcome.meta.get_str(&["meta", "next_page_url"]), Some("http://x/next"));
+        assert_eq!(
+            outcome.meta.get_str(&["meta", "next_page_url"]),
+            Some("http://x/next")
+        );
         let batch = f.finish(&lineage()).expect("finish").expect("rows");
         let mos = column(&batch, "sdk_edge__interval__mos").as_primitive::<Float64Type>();
         assert_eq!(mos.value(0), 4.39);
@@ -943,7 +958,10 @@ mod tests {
         let ts = column(&batch, "timestamp").as_primitive::<TimestampMicrosecondType>();
         assert_eq!(ts.value(0), 1_570_487_526_000_000);
         assert!(column(&batch, "_extra").is_null(0));
-        assert_eq!(column(&batch, "_run_id").as_string::<i32>().value(0), "run-1");
+        assert_eq!(
+            column(&batch, "_run_id").as_string::<i32>().value(0),
+            "run-1"
+        );
         assert!(take_nothing(&mut f));
     }
 
@@ -981,9 +999,12 @@ mod tests {
         );
         let code = column(&batch, "response__response_code").as_primitive::<Int64Type>();
         assert_eq!(code.value(0), 201);
-        let created = column(&batch, "response__date_created").as_primitive::<TimestampMicrosecondType>();
+        let created =
+            column(&batch, "response__date_created").as_primitive::<TimestampMicrosecondType>();
         assert_eq!(created.value(0), 1_597_167_848_000_000);
-        let params = column(&batch, "request__parameters").as_string::<i32>().value(0);
+        let params = column(&batch, "request__parameters")
+            .as_string::<i32>()
+            .value(0);
         assert_eq!(params, r#"{"to": "+1", "n": [1, 2]}"#);
         assert_eq!(
             column(&batch, "call_sid").as_string::<i32>().value(0),
@@ -1019,7 +1040,8 @@ mod tests {
     fn duplicate_keys_do_not_shift_columns() {
         let page = r#"{"data": [{"name": "a", "name": "b", "event_timestamp": "2019-03-29T11:10:19.127783Z"}]}"#;
         let mut f = flattener(Table::TelnyxCallEvents);
-        f.push_page(page.as_bytes(), &RecordContext::default()).expect("page");
+        f.push_page(page.as_bytes(), &RecordContext::default())
+            .expect("page");
         let batch = f.finish(&lineage()).expect("finish").expect("rows");
         assert_eq!(column(&batch, "name").as_string::<i32>().value(0), "a");
         assert_eq!(

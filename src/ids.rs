@@ -28,7 +28,11 @@ pub struct IdError {
 fn id_error(kind: &'static str, value: &str, expected: &'static str) -> IdError {
     // Show at most 40 characters: the value comes from the user and may be anything.
     let shown: String = value.chars().take(40).collect();
-    IdError { kind, shown, expected }
+    IdError {
+        kind,
+        shown,
+        expected,
+    }
 }
 
 /// True when `value` is `prefix` followed by exactly 32 ASCII hex digits.
@@ -55,7 +59,11 @@ impl FromStr for AccountSid {
         if is_twilio_sid(value, "AC") {
             Ok(AccountSid(value.to_string()))
         } else {
-            Err(id_error("account SID", value, "AC followed by 32 hex digits"))
+            Err(id_error(
+                "account SID",
+                value,
+                "AC followed by 32 hex digits",
+            ))
         }
     }
 }
@@ -64,12 +72,19 @@ impl FromStr for TelnyxId {
     type Err = IdError;
     fn from_str(value: &str) -> Result<Self, IdError> {
         let groups: Vec<&str> = value.split('-').collect();
-        let lengths_ok = groups.len() == 5
-            && groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12].into_iter());
-        if lengths_ok && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit())) {
+        let lengths_ok = groups.len() == 5 && groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]);
+        if lengths_ok
+            && groups
+                .iter()
+                .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
             Ok(TelnyxId(value.to_ascii_lowercase()))
         } else {
-            Err(id_error("Telnyx id", value, "a UUID like 308fe500-5213-11e9-ace7-02420a0f0668"))
+            Err(id_error(
+                "Telnyx id",
+                value,
+                "a UUID like 308fe500-5213-11e9-ace7-02420a0f0668",
+            ))
         }
     }
 }
@@ -99,7 +114,11 @@ mod tests {
 
     #[test]
     fn call_sids_are_checked() {
-        assert!("CA03a02b156c6faa96c86906f7e9ad0f38".parse::<CallSid>().is_ok());
+        assert!(
+            "CA03a02b156c6faa96c86906f7e9ad0f38"
+                .parse::<CallSid>()
+                .is_ok()
+        );
         for bad in [
             "",
             "CA03a02b156c6faa96c86906f7e9ad0f3",
@@ -114,8 +133,20 @@ mod tests {
 
     #[test]
     fn telnyx_ids_are_uuids() {
-        assert!("308fe500-5213-11e9-ace7-02420a0f0668".parse::<TelnyxId>().is_ok());
-        assert!("308fe500-5213-11e9-ace7-02420a0f066".parse::<TelnyxId>().is_err());
-        assert!("308fe500-5213-11e9-ace7-02420a0f066&".parse::<TelnyxId>().is_err());
+        assert!(
+            "308fe500-5213-11e9-ace7-02420a0f0668"
+                .parse::<TelnyxId>()
+                .is_ok()
+        );
+        assert!(
+            "308fe500-5213-11e9-ace7-02420a0f066"
+                .parse::<TelnyxId>()
+                .is_err()
+        );
+        assert!(
+            "308fe500-5213-11e9-ace7-02420a0f066&"
+                .parse::<TelnyxId>()
+                .is_err()
+        );
     }
 }

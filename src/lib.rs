@@ -6,9 +6,19 @@
 //! the state store records what is done (`state`). `run` drives it; `cli` and `main.rs` are the
 //! edge. The `simulator` serves the same APIs on loopback for the demo and the tests.
 
+pub mod cli;
+pub mod commands;
 pub mod error;
+pub mod events;
 pub mod flatten;
+pub mod http;
 pub mod ids;
+pub mod job;
+pub mod progress;
+pub mod run;
 pub mod schema;
 pub mod secret;
+pub mod simulator;
+pub mod sink;
+pub mod sources;
 pub mod timefmt;

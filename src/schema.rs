@@ -85,10 +85,13 @@ impl fmt::Display for Table {
 impl FromStr for Table {
     type Err = String;
     fn from_str(name: &str) -> Result<Self, String> {
-        Table::ALL.into_iter().find(|t| t.name() == name).ok_or_else(|| {
-            let known: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
-            format!("unknown table {name:?}; known tables: {}", known.join(", "))
-        })
+        Table::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+                format!("unknown table {name:?}; known tables: {}", known.join(", "))
+            })
     }
 }
 
@@ -272,7 +275,12 @@ fn parse_schema(table: Table, text: &str) -> Result<TableSchema, SchemaError> {
     let partition_column = columns
         .iter()
         .position(|c| c.name == file.partition_by && c.ty == ColumnType::Timestamp)
-        .ok_or_else(|| fail(format!("partition_by {:?} is not a timestamp column", file.partition_by)))?;
+        .ok_or_else(|| {
+            fail(format!(
+                "partition_by {:?} is not a timestamp column",
+                file.partition_by
+            ))
+        })?;
     let arrow = arrow_schema(table, &columns);
     Ok(TableSchema {
         table,
@@ -322,16 +330,16 @@ fn check_unique(columns: &[Column]) -> Result<(), String> {
         if !names.insert(c.name.as_str()) {
             return Err(format!("column {} is declared twice", c.name));
         }
-        if let Source::Record(segments) = &c.source {
-            if !paths.insert(segments.clone()) {
-                return Err(format!("path {} is declared twice", c.path_text));
-            }
+        if let Source::Record(segments) = &c.source
+            && !paths.insert(segments.clone())
+        {
+            return Err(format!("path {} is declared twice", c.path_text));
         }
     }
     for c in columns {
         if let Source::Record(segments) = &c.source {
             for len in 1..segments.len() {
-                if paths.contains(&segments[..len].to_vec()) {
+                if paths.contains(&segments[..len]) {
                     return Err(format!(
                         "path {} is inside column path {}",
                         c.path_text,
@@ -383,17 +391,30 @@ pub fn describe(schema: &TableSchema) -> String {
         .max(EXTRA_COLUMN.len());
     let mut out = format!(
         "{} (records under `{}`, partitioned by the UTC day of `{}`)\n",
-        schema.table,
-        schema.records_key,
-        schema.columns[schema.partition_column].name
+        schema.table, schema.records_key, schema.columns[schema.partition_column].name
     );
     for c in &schema.columns {
-        let ty = if c.json { "Utf8 (JSON text)" } else { c.ty.name() };
-        out.push_str(&format!("  {:width$}  {:28}  {}\n", c.name, ty, c.path_text));
+        let ty = if c.json {
+            "Utf8 (JSON text)"
+        } else {
+            c.ty.name()
+        };
+        out.push_str(&format!(
+            "  {:width$}  {:28}  {}\n",
+            c.name, ty, c.path_text
+        ));
     }
     let extra = [
-        (EXTRA_COLUMN, "Utf8 (JSON text)", "whatever the schema does not name"),
-        (INGESTED_AT_COLUMN, "Timestamp(Microsecond, UTC)", "lineage: when fetched"),
+        (
+            EXTRA_COLUMN,
+            "Utf8 (JSON text)",
+            "whatever the schema does not name",
+        ),
+        (
+            INGESTED_AT_COLUMN,
+            "Timestamp(Microsecond, UTC)",
+            "lineage: when fetched",
+        ),
         (RUN_ID_COLUMN, "Utf8", "lineage: the run that wrote it"),
     ];
     for (name, ty, what) in extra {
@@ -421,7 +442,12 @@ mod tests {
         let schemas = Schemas::builtin().expect("schemas/ must be valid");
         for table in Table::ALL {
             for c in &schemas.get(table).columns {
-                assert_eq!(c.name, derived_name(&c.path_text), "{table}: {}", c.path_text);
+                assert_eq!(
+                    c.name,
+                    derived_name(&c.path_text),
+                    "{table}: {}",
+                    c.path_text
+                );
             }
         }
     }
@@ -430,7 +456,10 @@ mod tests {
     fn every_table_has_a_call_or_leg_key() {
         let schemas = Schemas::builtin().expect("schemas/ must be valid");
         for table in Table::ALL.into_iter().filter(|t| t.is_per_call()) {
-            assert!(schemas.get(table).column_index("call_sid").is_some(), "{table}");
+            assert!(
+                schemas.get(table).column_index("call_sid").is_some(),
+                "{table}"
+            );
         }
     }
 

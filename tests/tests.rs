@@ -1,1 +1,11 @@
+//! voxlake's integration tests: the real binary against the simulator on 127.0.0.1, output read
+//! back with DuckDB. One binary, split by topic.
 
+mod util;
+
+mod bad_input;
+mod faults;
+mod http_client;
+mod jobs;
+mod per_call;
+mod secrets;

@@ -1,0 +1,146 @@
+//! The command line (clap only). `commands` turns it into checked plans; nothing else sees
+//! these types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// voxlake: voice-call telemetry from Twilio and Telnyx into Hive-partitioned Parquet.
+#[derive(Debug, Parser)]
+#[command(name = "voxlake", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Only errors and the final summary's failures.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// No progress bar, even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Log level of voxlake's own lines (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for machines.
+    Json,
+}
+
+/// The subcommands (DESIGN §3).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the simulator on 127.0.0.1, run jobs/demo.toml against it, show what was written.
+    Demo {
+        /// Output folder.
+        #[arg(long, default_value = "./voxlake-demo")]
+        output: PathBuf,
+        /// Calls the simulator makes up.
+        #[arg(long, default_value_t = 20)]
+        calls: usize,
+    },
+    /// Run a job: given calls, a window, or (with neither) the nightly window.
+    Run {
+        /// The job file (TOML).
+        job: PathBuf,
+        /// Fetch these calls (repeatable).
+        #[arg(long = "call-sid", value_name = "SID")]
+        call_sids: Vec<String>,
+        /// Telnyx call legs to fetch (repeatable).
+        #[arg(long = "leg-id", value_name = "UUID")]
+        leg_ids: Vec<String>,
+        /// Telnyx call sessions to fetch (repeatable).
+        #[arg(long = "session-id", value_name = "UUID")]
+        session_ids: Vec<String>,
+        #[command(flatten)]
+        window: WindowArgs,
+        /// Output (path, file://, s3://bucket/prefix); overrides the job's.
+        #[arg(long)]
+        output: Option<String>,
+    },
+    /// Fetch a long window slice by slice; rerun the same command to resume.
+    Backfill {
+        /// The job file (TOML).
+        job: PathBuf,
+        /// Window start: RFC 3339 or a date (midnight UTC).
+        #[arg(long)]
+        from: String,
+        /// Window end (exclusive).
+        #[arg(long)]
+        to: String,
+        /// Output; overrides the job's.
+        #[arg(long)]
+        output: Option<String>,
+    },
+    /// Serve the simulated APIs on 127.0.0.1 until stopped.
+    Simulate(SimulateArgs),
+    /// Print the schema of one table, or of all.
+    Schemas {
+        /// Table name.
+        table: Option<String>,
+    },
+    /// Show a job's watermark, slices and last run.
+    Status {
+        /// The job file (TOML).
+        job: PathBuf,
+        /// Output; overrides the job's.
+        #[arg(long)]
+        output: Option<String>,
+    },
+}
+
+/// `--from` / `--to`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WindowArgs {
+    /// Window start: RFC 3339 (2024-05-01T00:00:00Z) or a date (midnight UTC).
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// Window end (exclusive).
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+}
+
+/// `voxlake simulate` flags.
+#[derive(Debug, Args, Clone)]
+pub struct SimulateArgs {
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Twilio calls to make up.
+    #[arg(long, default_value_t = 20)]
+    pub calls: usize,
+    /// Seed of the made-up data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Account SID accepted.
+    #[arg(long, default_value = "AC00000000000000000000000000000000")]
+    pub account_sid: String,
+    /// Auth token accepted.
+    #[arg(long, default_value = "simulator-token")]
+    pub auth_token: String,
+    /// Telnyx API key accepted.
+    #[arg(long, default_value = "simulator-key")]
+    pub telnyx_key: String,
+    /// Enforce this many requests per second per API (429 beyond).
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Share of requests answered 429 (0–1).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_429: f64,
+    /// Share of requests answered 5xx (0–1).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_5xx: f64,
+    /// Retry-After value sent with injected 429s.
+    #[arg(long)]
+    pub retry_after: Option<String>,
+}

@@ -1,0 +1,270 @@
+//! Turns the parsed command line into checked plans and runs them. Every input is checked here
+//! or in `job::plan` before a request is sent or the output is touched.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use crate::cli::{Cli, Command, SimulateArgs, WindowArgs};
+use crate::error::{Error, Result};
+use crate::ids::{CallSid, TelnyxId};
+use crate::job::{JobConfig, JobPlan};
+use crate::run::{self, RunMode, RunOptions, RunReport};
+use crate::schema::{Schemas, Table, describe};
+use crate::simulator::{self, Faults, SimConfig};
+use crate::timefmt::parse_cli_time;
+
+/// Runs the command; returns the exit code (errors are returned for `main` to print).
+pub async fn dispatch(cli: &Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Schemas { table } => print_schemas(table.as_deref()),
+        Command::Run {
+            job,
+            call_sids,
+            leg_ids,
+            session_ids,
+            window,
+            output,
+        } => {
+            let mode = run_mode(call_sids, leg_ids, session_ids, window)?;
+            let plan = load_plan(job, output.as_deref())?;
+            check_mode_fits(&plan, &mode)?;
+            finish_run(cli, run::execute(plan, mode, run_options(cli)).await?)
+        }
+        Command::Backfill { .. } => Err(Error::Input(
+            "backfill is not available in this version yet; use `run JOB --from T --to T`".into(),
+        )),
+        Command::Status { .. } => Err(Error::Input(
+            "status is not available in this version yet; see {output}/_voxlake/".into(),
+        )),
+        Command::Demo { output, calls } => demo(cli, output, *calls).await,
+        Command::Simulate(args) => simulate(args).await,
+    }
+}
+
+fn print_schemas(table: Option<&str>) -> Result<u8> {
+    let schemas = Schemas::builtin().map_err(|e| Error::Run(e.to_string()))?;
+    let tables: Vec<Table> = match table {
+        Some(name) => vec![name.parse::<Table>().map_err(Error::Input)?],
+        None => Table::ALL.to_vec(),
+    };
+    let mut out = std::io::stdout().lock();
+    for table in tables {
+        let _ = writeln!(out, "{}", describe(&schemas.get(table)));
+    }
+    Ok(0)
+}
+
+fn load_plan(job: &Path, output: Option<&str>) -> Result<JobPlan> {
+    JobPlan::load(job, output, &|name| std::env::var(name).ok())
+}
+
+fn parse_window(window: &WindowArgs) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+    let (Some(from), Some(to)) = (&window.from, &window.to) else {
+        return Ok(None);
+    };
+    let from = parse_cli_time(from).map_err(|e| Error::Input(format!("--from: {e}")))?;
+    let to = parse_cli_time(to).map_err(|e| Error::Input(format!("--to: {e}")))?;
+    if from >= to {
+        return Err(Error::Input(format!(
+            "--from {} is not before --to {}",
+            from.to_rfc3339(),
+            to.to_rfc3339()
+        )));
+    }
+    Ok(Some((from, to)))
+}
+
+fn run_mode(
+    call_sids: &[String],
+    leg_ids: &[String],
+    session_ids: &[String],
+    window: &WindowArgs,
+) -> Result<RunMode> {
+    let sids = call_sids
+        .iter()
+        .map(|s| {
+            s.trim()
+                .parse::<CallSid>()
+                .map_err(|e| Error::Input(format!("--call-sid: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for id in leg_ids.iter().chain(session_ids) {
+        id.parse::<TelnyxId>()
+            .map_err(|e| Error::Input(format!("--leg-id/--session-id: {e}")))?;
+    }
+    if !leg_ids.is_empty() || !session_ids.is_empty() {
+        return Err(Error::Input(
+            "Telnyx legs and sessions are not available in this version yet".into(),
+        ));
+    }
+    let window = parse_window(window)?;
+    match (sids.is_empty(), window) {
+        (false, Some(_)) => Err(Error::Input(
+            "give either --call-sid or --from/--to, not both".into(),
+        )),
+        (false, None) => {
+            let mut sids = sids;
+            sids.sort();
+            sids.dedup();
+            Ok(RunMode::Calls(sids))
+        }
+        (true, Some((from, to))) => Ok(RunMode::Window { from, to }),
+        (true, None) => Err(Error::Input(
+            "nightly runs (no --call-sid, no --from/--to) are not available in this version yet"
+                .into(),
+        )),
+    }
+}
+
+fn check_mode_fits(plan: &JobPlan, mode: &RunMode) -> Result<()> {
+    if !plan.tables.iter().any(|t| t.is_per_call()) {
+        let kind = match mode {
+            RunMode::Calls(_) => "--call-sid",
+            RunMode::Window { .. } => "a Twilio window",
+        };
+        return Err(Error::Input(format!(
+            "{kind} needs at least one of insights_events, insights_metrics, call_events in the job's tables"
+        )));
+    }
+    Ok(())
+}
+
+fn run_options(cli: &Cli) -> RunOptions {
+    let args: Vec<String> = std::env::args().collect();
+    RunOptions {
+        progress: !cli.quiet && !cli.no_progress && std::io::stderr().is_terminal(),
+        command: args.join(" "),
+    }
+}
+
+fn finish_run(cli: &Cli, report: RunReport) -> Result<u8> {
+    let mut err = std::io::stderr().lock();
+    if cli.quiet {
+        for failed in &report.failed_calls {
+            let _ = writeln!(err, "FAILED {}: {}", failed.call_sid, failed.reason);
+        }
+    } else {
+        let _ = write!(err, "{}", report.summary());
+    }
+    Ok(report.exit_code())
+}
+
+/// The demo job file, compiled in so that `voxlake demo` works from any folder.
+const DEMO_JOB: &str = include_str!("../jobs/demo.toml");
+
+async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<u8> {
+    let sim_config = SimConfig {
+        calls,
+        ..SimConfig::default()
+    };
+    let (from, to) = (sim_config.from, sim_config.to);
+    let credentials = (
+        sim_config.account_sid.clone(),
+        sim_config.auth_token.clone(),
+        sim_config.telnyx_key.clone(),
+    );
+    let sim = simulator::start(sim_config, 0)
+        .await
+        .map_err(|e| Error::Run(format!("cannot start the simulator: {e}")))?;
+    let base = sim.base_url();
+    let mut config: JobConfig =
+        toml::from_str(DEMO_JOB).map_err(|e| Error::Run(format!("jobs/demo.toml: {e}")))?;
+    config.twilio.insights_url = base.clone();
+    config.twilio.api_url = base.clone();
+    config.telnyx.api_url = base;
+    let env = move |name: &str| match name {
+        "TWILIO_ACCOUNT_SID" => Some(credentials.0.clone()),
+        "TWILIO_AUTH_TOKEN" => Some(credentials.1.clone()),
+        "TELNYX_API_KEY" => Some(credentials.2.clone()),
+        _ => None,
+    };
+    let output_text = output.to_string_lossy().to_string();
+    let plan = JobPlan::from_config(config, Some(&output_text), &env)
+        .map_err(|e| Error::Run(format!("jobs/demo.toml: {e}")))?;
+    let tables = plan.tables.clone();
+    let report = run::execute(plan, RunMode::Window { from, to }, run_options(cli)).await;
+    sim.shutdown().await;
+    let report = report?;
+    print_demo(&report, &tables, &output_text);
+    Ok(report.exit_code())
+}
+
+fn print_demo(report: &RunReport, tables: &[Table], output: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "voxlake demo: {} calls from the simulator into {output} in {:.1}s",
+        report.calls.1, report.duration_secs
+    );
+    for table in tables {
+        let rows = report.tables.get(table.name()).map_or(0, |c| c.rows);
+        let prefix = format!("{}/", table.name());
+        let files = report
+            .files_written
+            .iter()
+            .filter(|f| f.starts_with(&prefix))
+            .count();
+        let _ = writeln!(
+            out,
+            "  {:<18} {rows:>7} rows  {files:>3} files",
+            table.name()
+        );
+    }
+    if !report.failed_calls.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {} calls failed (see the summary above)",
+            report.failed_calls.len()
+        );
+    }
+    let _ = writeln!(out, "\nTry it in DuckDB (python3 -m pip install duckdb):");
+    let _ = writeln!(
+        out,
+        "  python3 -c \"import duckdb; duckdb.sql(\\\"SELECT call_sid, count(*) AS samples, round(avg(sdk_edge__interval__mos), 2) AS avg_mos FROM read_parquet('{output}/insights_metrics/**/*.parquet', hive_partitioning=true) WHERE edge = 'sdk_edge' GROUP BY call_sid ORDER BY avg_mos LIMIT 5\\\").show()\""
+    );
+}
+
+async fn simulate(args: &SimulateArgs) -> Result<u8> {
+    let mut config = SimConfig {
+        seed: args.seed,
+        calls: args.calls,
+        account_sid: args.account_sid.clone(),
+        auth_token: args.auth_token.clone(),
+        telnyx_key: args.telnyx_key.clone(),
+        rate_limit_per_sec: args.rate_limit,
+        faults: Faults {
+            error_429_ratio: args.fault_429,
+            error_5xx_ratio: args.fault_5xx,
+            retry_after: args.retry_after.clone(),
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    };
+    if let Some((from, to)) = parse_window(&args.window)? {
+        config.from = from;
+        config.to = to;
+    }
+    for (name, ratio) in [
+        ("--fault-429", args.fault_429),
+        ("--fault-5xx", args.fault_5xx),
+    ] {
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(Error::Input(format!(
+                "{name} {ratio}: give a share from 0 to 1"
+            )));
+        }
+    }
+    let sim = simulator::start(config, args.port)
+        .await
+        .map_err(|e| Error::Input(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {}", sim.base_url());
+        let _ = out.flush();
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    Ok(0)
+}

@@ -1,0 +1,543 @@
+//! The checked plan: the job file, the command line's `--output`, and credentials from the
+//! environment, validated before any request so that bad input is exit 2 with a precise message.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use super::config::{HttpSection, JobConfig, ParquetSection};
+use crate::error::{Error, Result};
+use crate::http::client::is_loopback_host;
+use crate::http::{Auth, RetryPolicy};
+use crate::ids::AccountSid;
+use crate::schema::Table;
+use crate::secret::Secret;
+use crate::timefmt::{parse_cli_time, parse_duration};
+
+/// Where the lake is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// A local folder.
+    Local(PathBuf),
+    /// An S3 bucket and key prefix (no leading or trailing `/`).
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix, possibly empty.
+        prefix: String,
+    },
+}
+
+impl Output {
+    /// Parses a path, `file://…` or `s3://bucket/prefix`.
+    pub fn parse(text: &str) -> Result<Output> {
+        let bad = |why: &str| Error::Input(format!("output {text:?}: {why}"));
+        if text.trim().is_empty() {
+            return Err(bad("is empty"));
+        }
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.contains('@') || bucket.contains(':') {
+                return Err(bad(
+                    "credentials or ports do not belong in the URL; use AWS_* variables",
+                ));
+            }
+            let valid = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            if !valid {
+                return Err(bad("the bucket name is not valid"));
+            }
+            let prefix = prefix.trim_matches('/').to_string();
+            if prefix.split('/').any(|s| s == ".." || s == ".") {
+                return Err(bad("the prefix may not contain . or .. segments"));
+            }
+            return Ok(Output::S3 {
+                bucket: bucket.to_string(),
+                prefix,
+            });
+        }
+        if let Some(path) = text.strip_prefix("file://") {
+            return Ok(Output::Local(PathBuf::from(path)));
+        }
+        if let Some((scheme, _)) = text.split_once("://") {
+            return Err(bad(&format!(
+                "{scheme}:// is not supported; use a path, file:// or s3://"
+            )));
+        }
+        Ok(Output::Local(PathBuf::from(text)))
+    }
+
+    /// For messages: the path or URL (never credentials: none are allowed in it).
+    pub fn display(&self) -> String {
+        match self {
+            Output::Local(path) => path.display().to_string(),
+            Output::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
+            Output::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// Which Insights edges to ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeMode {
+    /// No `Edge` parameter: the call type's default edge.
+    Default,
+    /// Every edge of the call type (needs call types: `discovery = "summaries"`).
+    All,
+}
+
+/// How a Twilio window finds its calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Discovery {
+    /// `GET /2010-04-01/Accounts/{AccountSid}/Calls.json`.
+    Calls,
+    /// `GET /v1/Voice/Summaries`.
+    Summaries,
+}
+
+/// Twilio credentials and the account they belong to.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// `TWILIO_ACCOUNT_SID`: the account of the REST paths.
+    pub account_sid: AccountSid,
+    /// Basic auth: account SID + auth token, or API key + secret.
+    pub auth: Auth,
+}
+
+/// Twilio settings, checked.
+#[derive(Clone, Debug)]
+pub struct TwilioPlan {
+    /// Voice Insights origin.
+    pub insights_url: Url,
+    /// REST origin.
+    pub api_url: Url,
+    /// Limiter rate per API.
+    pub requests_per_second: u32,
+    /// In flight at most per API; calls fetched at once.
+    pub concurrency: usize,
+    /// `PageSize`.
+    pub page_size: u32,
+    /// Credentials (None when no Twilio table is asked for).
+    pub credentials: Option<Credentials>,
+}
+
+/// Telnyx settings, checked.
+#[derive(Clone, Debug)]
+pub struct TelnyxPlan {
+    /// API origin.
+    pub api_url: Url,
+    /// Limiter rate.
+    pub requests_per_second: u32,
+    /// In flight at most.
+    pub concurrency: usize,
+    /// `page[size]`.
+    pub page_size: u32,
+    /// `TELNYX_API_KEY` (None when the Telnyx table is not asked for).
+    pub api_key: Option<Secret>,
+}
+
+/// Timeouts and retries.
+#[derive(Clone, Debug)]
+pub struct HttpPlan {
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Largest page body accepted.
+    pub max_body_bytes: usize,
+}
+
+/// Parquet settings.
+#[derive(Clone, Debug)]
+pub struct ParquetPlan {
+    /// zstd level.
+    pub zstd_level: i32,
+    /// Rows per row group at most.
+    pub row_group_rows: usize,
+    /// Rows per file at most.
+    pub max_rows_per_file: usize,
+}
+
+/// A job, checked and ready to run.
+#[derive(Clone, Debug)]
+pub struct JobPlan {
+    /// The job's name.
+    pub name: String,
+    /// Where to write.
+    pub output: Output,
+    /// Tables to fetch, in the schema order.
+    pub tables: Vec<Table>,
+    /// First nightly window start.
+    pub start: Option<DateTime<Utc>>,
+    /// Nightly lag.
+    pub lag: chrono::Duration,
+    /// Backfill work unit in hours.
+    pub slice_hours: u32,
+    /// Insights edges.
+    pub edges: EdgeMode,
+    /// Window discovery.
+    pub discovery: Discovery,
+    /// Twilio.
+    pub twilio: TwilioPlan,
+    /// Telnyx.
+    pub telnyx: TelnyxPlan,
+    /// HTTP.
+    pub http: HttpPlan,
+    /// Parquet.
+    pub parquet: ParquetPlan,
+}
+
+impl JobPlan {
+    /// Reads and checks a job file; `output` overrides the job's; `env` reads variables.
+    pub fn load(
+        path: &Path,
+        output: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<JobPlan> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Input(format!("cannot read job file {}: {e}", path.display())))?;
+        let config: JobConfig = toml::from_str(&text)
+            .map_err(|e| Error::Input(format!("job file {}: {e}", path.display())))?;
+        JobPlan::from_config(config, output, env)
+            .map_err(|e| Error::Input(format!("job file {}: {e}", path.display())))
+    }
+
+    /// Checks a parsed job file.
+    pub fn from_config(
+        config: JobConfig,
+        output: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<JobPlan, String> {
+        check_name(&config.name)?;
+        let output = Output::parse(output.unwrap_or(&config.output)).map_err(|e| e.to_string())?;
+        let tables = parse_tables(&config.tables)?;
+        let start = config
+            .start
+            .as_deref()
+            .map(parse_cli_time)
+            .transpose()
+            .map_err(|e| format!("start: {e}"))?;
+        let lag = parse_duration(&config.lag).map_err(|e| format!("lag: {e}"))?;
+        let slice_hours = parse_slice(&config.slice)?;
+        let edges = match config.edges.as_str() {
+            "default" => EdgeMode::Default,
+            "all" => EdgeMode::All,
+            other => return Err(format!("edges = {other:?}: use \"default\" or \"all\"")),
+        };
+        let discovery = match config.discovery.as_str() {
+            "calls" => Discovery::Calls,
+            "summaries" => Discovery::Summaries,
+            other => {
+                return Err(format!(
+                    "discovery = {other:?}: use \"calls\" or \"summaries\""
+                ));
+            }
+        };
+        let needs_twilio = tables.iter().any(|t| *t != Table::TelnyxCallEvents);
+        let needs_telnyx = tables.contains(&Table::TelnyxCallEvents);
+        let twilio = TwilioPlan {
+            insights_url: parse_origin("twilio.insights_url", &config.twilio.insights_url)?,
+            api_url: parse_origin("twilio.api_url", &config.twilio.api_url)?,
+            requests_per_second: in_range(
+                "twilio.requests_per_second",
+                config.twilio.requests_per_second,
+                1,
+                10_000,
+            )?,
+            concurrency: in_range("twilio.concurrency", config.twilio.concurrency, 1, 256)?
+                as usize,
+            page_size: in_range("twilio.page_size", config.twilio.page_size, 1, 1000)?,
+            credentials: needs_twilio.then(|| twilio_credentials(env)).transpose()?,
+        };
+        let telnyx = TelnyxPlan {
+            api_url: parse_origin("telnyx.api_url", &config.telnyx.api_url)?,
+            requests_per_second: in_range(
+                "telnyx.requests_per_second",
+                config.telnyx.requests_per_second,
+                1,
+                10_000,
+            )?,
+            concurrency: in_range("telnyx.concurrency", config.telnyx.concurrency, 1, 256)?
+                as usize,
+            page_size: in_range("telnyx.page_size", config.telnyx.page_size, 1, 250)?,
+            api_key: needs_telnyx.then(|| telnyx_key(env)).transpose()?,
+        };
+        Ok(JobPlan {
+            name: config.name,
+            output,
+            tables,
+            start,
+            lag,
+            slice_hours,
+            edges,
+            discovery,
+            twilio,
+            telnyx,
+            http: http_plan(&config.http)?,
+            parquet: parquet_plan(&config.parquet)?,
+        })
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "name = {name:?}: use 1-64 letters, digits, '-' or '_' (it names the job's state)"
+        ))
+    }
+}
+
+fn parse_tables(names: &[String]) -> Result<Vec<Table>, String> {
+    if names.is_empty() {
+        return Err("tables is empty: name at least one table".into());
+    }
+    let mut tables = names
+        .iter()
+        .map(|n| n.parse::<Table>().map_err(|e| format!("tables: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    tables.sort();
+    tables.dedup();
+    Ok(tables)
+}
+
+fn parse_slice(text: &str) -> Result<u32, String> {
+    let slice = parse_duration(text).map_err(|e| format!("slice: {e}"))?;
+    let hours = slice.num_hours();
+    if slice.num_seconds() % 3600 != 0 || !(1..=24 * 31).contains(&hours) {
+        return Err(format!(
+            "slice = {text:?}: use a whole number of hours from 1h to 31 days \
+             (data is committed per hour, so that runs cut differently never overlap)"
+        ));
+    }
+    Ok(hours as u32)
+}
+
+fn in_range(key: &str, value: i64, min: i64, max: i64) -> Result<u32, String> {
+    if (min..=max).contains(&value) {
+        Ok(value as u32)
+    } else {
+        Err(format!("{key} = {value}: must be from {min} to {max}"))
+    }
+}
+
+/// An API origin: http(s), no credentials, no path; plain http only to loopback.
+fn parse_origin(key: &str, text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("{key} = {text:?}: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{key}: credentials do not belong in the URL; they come from the environment"
+        ));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => {
+            return Err(format!(
+                "{key} = {text:?}: plain http:// is only allowed to loopback; use https://"
+            ));
+        }
+        other => return Err(format!("{key} = {text:?}: scheme {other} is not http(s)")),
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{key} = {text:?}: give the origin only (e.g. https://api.twilio.com)"
+        ));
+    }
+    Ok(url)
+}
+
+fn var(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    env(name).filter(|v| !v.trim().is_empty())
+}
+
+fn twilio_credentials(env: &dyn Fn(&str) -> Option<String>) -> Result<Credentials, String> {
+    let account = var(env, "TWILIO_ACCOUNT_SID").ok_or(
+        "missing credential: set TWILIO_ACCOUNT_SID (with TWILIO_AUTH_TOKEN, or TWILIO_API_KEY and TWILIO_API_SECRET) for the Twilio tables",
+    )?;
+    let account_sid: AccountSid = account
+        .trim()
+        .parse()
+        .map_err(|e| format!("TWILIO_ACCOUNT_SID: {e}"))?;
+    let auth = match (
+        var(env, "TWILIO_API_KEY"),
+        var(env, "TWILIO_API_SECRET"),
+        var(env, "TWILIO_AUTH_TOKEN"),
+    ) {
+        (Some(key), Some(secret), _) => Auth::Basic {
+            username: key.trim().to_string(),
+            password: Secret::new(secret),
+        },
+        (Some(_), None, _) => {
+            return Err(
+                "missing credential: TWILIO_API_KEY is set but TWILIO_API_SECRET is not".into(),
+            );
+        }
+        (None, _, Some(token)) => Auth::Basic {
+            username: account_sid.to_string(),
+            password: Secret::new(token),
+        },
+        (None, _, None) => {
+            return Err("missing credential: set TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET) for the Twilio tables".into());
+        }
+    };
+    Ok(Credentials { account_sid, auth })
+}
+
+fn telnyx_key(env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
+    var(env, "TELNYX_API_KEY").map(Secret::new).ok_or_else(|| {
+        "missing credential: set TELNYX_API_KEY for the telnyx_call_events table".into()
+    })
+}
+
+fn positive_secs(key: &str, value: f64) -> Result<Duration, String> {
+    if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(format!(
+            "{key} = {value}: must be more than 0 and at most 86400"
+        ))
+    }
+}
+
+fn http_plan(section: &HttpSection) -> Result<HttpPlan, String> {
+    let retry = RetryPolicy {
+        max_attempts: in_range("http.max_attempts", section.max_attempts, 1, 100)?,
+        base_delay: Duration::from_millis(u64::from(in_range(
+            "http.backoff_base_ms",
+            section.backoff_base_ms,
+            1,
+            600_000,
+        )?)),
+        max_delay: positive_secs("http.backoff_max_secs", section.backoff_max_secs)?,
+    };
+    Ok(HttpPlan {
+        timeout: positive_secs("http.timeout_secs", section.timeout_secs)?,
+        retry,
+        max_body_bytes: in_range("http.max_page_mb", section.max_page_mb, 1, 4096)? as usize
+            * 1024
+            * 1024,
+    })
+}
+
+fn parquet_plan(section: &ParquetSection) -> Result<ParquetPlan, String> {
+    Ok(ParquetPlan {
+        zstd_level: in_range("parquet.zstd_level", section.zstd_level, 1, 22)? as i32,
+        row_group_rows: in_range(
+            "parquet.row_group_rows",
+            section.row_group_rows,
+            1024,
+            10_000_000,
+        )? as usize,
+        max_rows_per_file: in_range(
+            "parquet.max_rows_per_file",
+            section.max_rows_per_file,
+            1,
+            100_000_000,
+        )? as usize,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_with(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    const ACCOUNT: (&str, &str) = ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000");
+
+    fn plan(
+        toml_text: &str,
+        vars: &'static [(&'static str, &'static str)],
+    ) -> Result<JobPlan, String> {
+        let config: JobConfig = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        JobPlan::from_config(config, None, &env_with(vars))
+    }
+
+    const MINIMAL: &str = "name = \"n\"\noutput = \"./lake\"\ntables = [\"insights_metrics\"]\n";
+
+    #[test]
+    fn minimal_job_with_token() {
+        let p = plan(MINIMAL, &[ACCOUNT, ("TWILIO_AUTH_TOKEN", "t")]).expect("plan");
+        assert_eq!(p.tables, vec![Table::InsightsMetrics]);
+        assert_eq!(p.twilio.requests_per_second, 25);
+        assert_eq!(p.slice_hours, 1);
+        assert_eq!(p.output, Output::Local(PathBuf::from("./lake")));
+    }
+
+    #[test]
+    fn missing_credentials_name_the_variable() {
+        let e = plan(MINIMAL, &[ACCOUNT]).expect_err("no token");
+        assert!(e.contains("TWILIO_AUTH_TOKEN"), "{e}");
+        let e = plan(MINIMAL, &[("TWILIO_AUTH_TOKEN", "t")]).expect_err("no account");
+        assert!(e.contains("TWILIO_ACCOUNT_SID"), "{e}");
+        let telnyx = "name = \"n\"\noutput = \"o\"\ntables = [\"telnyx_call_events\"]\n";
+        let e = plan(telnyx, &[]).expect_err("no key");
+        assert!(e.contains("TELNYX_API_KEY"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_precise() {
+        let vars: &[(&str, &str)] = &[ACCOUNT, ("TWILIO_AUTH_TOKEN", "t")];
+        let cases = [
+            ("tables = [\"nope\"]", "unknown table \"nope\""),
+            (
+                "[twilio]\nrequests_per_second = 0",
+                "twilio.requests_per_second = 0",
+            ),
+            (
+                "[twilio]\napi_url = \"http://api.twilio.com\"",
+                "only allowed to loopback",
+            ),
+            (
+                "[twilio]\napi_url = \"https://u:p@api.twilio.com\"",
+                "credentials do not belong",
+            ),
+            ("slice = \"30m\"", "whole number of hours"),
+            ("lag = \"soon\"", "lag"),
+            ("bogus = 1", "unknown field `bogus`"),
+        ];
+        for (extra, expected) in cases {
+            let text = if extra.starts_with("tables") {
+                format!("name = \"n\"\noutput = \"o\"\n{extra}\n")
+            } else {
+                format!("{MINIMAL}{extra}\n")
+            };
+            let e = plan(&text, vars).expect_err(extra);
+            assert!(e.contains(expected), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn outputs() {
+        assert_eq!(
+            Output::parse("s3://bucket-1/a/b/").expect("s3"),
+            Output::S3 {
+                bucket: "bucket-1".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert!(Output::parse("s3://key:secret@bucket/x").is_err());
+        assert!(Output::parse("gs://bucket/x").is_err());
+        assert_eq!(
+            Output::parse("file:///tmp/x").expect("file"),
+            Output::Local("/tmp/x".into())
+        );
+    }
+}

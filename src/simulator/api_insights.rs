@@ -1,0 +1,170 @@
+//! Handlers of the Voice Insights routes: a call's events and metrics (`Edge`, `Direction`,
+//! paging with absolute `meta.*_url` links), one call's summary, and the summaries of a
+//! `[StartTime, EndTime)` window.
+
+use chrono::{DateTime, Utc};
+
+use super::insights::{self, MetricSource};
+use super::model::{Model, SimCall};
+use super::paging::{LinkFaults, Params, TwilioPage, insights_body, links, twilio_page};
+use super::reply::{Reply, internal, twilio_bad_request, twilio_not_found};
+use super::routes::is_sid;
+use super::summary;
+
+const EDGES: [&str; 5] = [
+    "unknown_edge",
+    "carrier_edge",
+    "sip_edge",
+    "sdk_edge",
+    "client_edge",
+];
+const DIRECTIONS: [&str; 4] = ["unknown", "inbound", "outbound", "both"];
+
+/// The call behind a path SID, or Twilio's 400 (malformed) / 404 (unknown).
+fn lookup<'m>(model: &'m Model, sid: &str, path: &str) -> Result<(usize, &'m SimCall), Reply> {
+    if !is_sid(sid, "CA") {
+        return Err(twilio_bad_request(&format!(
+            "Invalid CallSid '{sid}': must match ^CA[0-9a-fA-F]{{32}}$"
+        )));
+    }
+    model.find_call(sid).ok_or_else(|| twilio_not_found(path))
+}
+
+/// The `Edge` parameter (validated), `None` if absent.
+fn edge_param(params: &Params) -> Result<Option<&'static str>, Reply> {
+    match params.get("Edge") {
+        None => Ok(None),
+        Some(e) => EDGES
+            .iter()
+            .find(|known| **known == e)
+            .map(|known| Some(*known))
+            .ok_or_else(|| twilio_bad_request(&format!("Invalid Edge '{e}'"))),
+    }
+}
+
+/// `GET /v1/Voice/{CallSid}/Events`.
+pub(crate) fn events(
+    model: &Model,
+    sid: &str,
+    params: &Params,
+    faults: &LinkFaults,
+) -> Result<Reply, Reply> {
+    let path = format!("/v1/Voice/{sid}/Events");
+    let (idx, call) = lookup(model, sid, &path)?;
+    let edge = edge_param(params)?;
+    let page = twilio_page(params)?;
+    let all = insights::events(model.ctx(), idx, call, edge.unwrap_or(call.default_edge()));
+    let items = all.get(page.range(all.len())).unwrap_or(&[]);
+    let filters: Vec<(&str, &str)> = edge.map(|e| ("Edge", e)).into_iter().collect();
+    let links = links(
+        &model.ctx().base_url,
+        &path,
+        &filters,
+        &page,
+        all.len(),
+        faults,
+    );
+    let body = insights_body(&links, &page, "events", items).map_err(internal)?;
+    Ok(Reply::rows(body, "insights_events", items.len()))
+}
+
+/// `GET /v1/Voice/{CallSid}/Metrics`.
+pub(crate) fn metrics(
+    model: &Model,
+    sid: &str,
+    params: &Params,
+    faults: &LinkFaults,
+) -> Result<Reply, Reply> {
+    let path = format!("/v1/Voice/{sid}/Metrics");
+    let (idx, call) = lookup(model, sid, &path)?;
+    let edge = edge_param(params)?;
+    let direction = match params.get("Direction") {
+        Some(d) if !DIRECTIONS.contains(&d) => {
+            return Err(twilio_bad_request(&format!("Invalid Direction '{d}'")));
+        }
+        other => other,
+    };
+    let page = twilio_page(params)?;
+    let chosen = edge.unwrap_or(call.default_edge());
+    let total = insights::metric_count(call, chosen, direction);
+    let source = MetricSource::new(model.ctx(), idx, call, chosen);
+    let items: Vec<_> = page
+        .range(total)
+        .map(|i| source.record(direction, i))
+        .collect();
+    let mut filters = Vec::new();
+    if let Some(d) = direction {
+        filters.push(("Direction", d));
+    }
+    if let Some(e) = edge {
+        filters.push(("Edge", e));
+    }
+    let links = links(&model.ctx().base_url, &path, &filters, &page, total, faults);
+    let body = insights_body(&links, &page, "metrics", &items).map_err(internal)?;
+    Ok(Reply::rows(body, "insights_metrics", items.len()))
+}
+
+/// `GET /v1/Voice/{CallSid}/Summary`.
+pub(crate) fn summary(model: &Model, sid: &str) -> Result<Reply, Reply> {
+    let path = format!("/v1/Voice/{sid}/Summary");
+    let (idx, call) = lookup(model, sid, &path)?;
+    let body = serde_json::to_vec(&summary::summary(model.ctx(), idx, call)).map_err(internal)?;
+    Ok(Reply::rows(body, "call_summaries", 1))
+}
+
+/// A required RFC 3339 parameter.
+fn time_param(params: &Params, name: &str) -> Result<(DateTime<Utc>, String), Reply> {
+    let raw = params
+        .get(name)
+        .ok_or_else(|| twilio_bad_request(&format!("{name} is required (RFC 3339)")))?;
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| (t.with_timezone(&Utc), raw.to_string()))
+        .map_err(|_| twilio_bad_request(&format!("Invalid {name} '{raw}': expected RFC 3339")))
+}
+
+/// `GET /v1/Voice/Summaries` with `StartTime`/`EndTime` (both required), newest first.
+pub(crate) fn summaries(
+    model: &Model,
+    params: &Params,
+    faults: &LinkFaults,
+) -> Result<Reply, Reply> {
+    let (start, start_raw) = time_param(params, "StartTime")?;
+    let (end, end_raw) = time_param(params, "EndTime")?;
+    let state = match params.get("ProcessingState") {
+        None | Some("all") => None,
+        Some(s @ ("complete" | "partial")) => Some(s),
+        Some(other) => {
+            return Err(twilio_bad_request(&format!(
+                "Invalid ProcessingState '{other}'"
+            )));
+        }
+    };
+    let page: TwilioPage = twilio_page(params)?;
+    let ctx = model.ctx();
+    let chosen: Vec<(usize, &SimCall)> = model
+        .calls_started_in(Some(start), Some(end))
+        .iter()
+        .filter_map(|&i| model.call_at(i).map(|c| (i, c)))
+        .filter(|(_, c)| state.is_none_or(|want| summary::processing_state(ctx, c) == want))
+        .collect();
+    let in_page = chosen.get(page.range(chosen.len())).unwrap_or(&[]);
+    let items: Vec<_> = in_page
+        .iter()
+        .map(|&(i, c)| summary::summary(ctx, i, c))
+        .collect();
+    let mut filters = vec![("EndTime", end_raw.as_str())];
+    if let Some(s) = state {
+        filters.push(("ProcessingState", s));
+    }
+    filters.push(("StartTime", start_raw.as_str()));
+    let links = links(
+        &ctx.base_url,
+        "/v1/Voice/Summaries",
+        &filters,
+        &page,
+        chosen.len(),
+        faults,
+    );
+    let body = insights_body(&links, &page, "call_summaries", &items).map_err(internal)?;
+    Ok(Reply::rows(body, "call_summaries", items.len()))
+}

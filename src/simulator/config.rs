@@ -1,0 +1,181 @@
+//! What a simulator run is made of: [`SimConfig`] (the data, the credentials, the clock),
+//! [`CallSpec`]/[`CallType`] (calls placed by tests) and [`Faults`] (what goes wrong).
+//!
+//! Owns no behaviour beyond defaults; `model` turns a config into calls and `server` serves it.
+
+use std::fmt;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+/// Everything a simulator run needs. `Default` gives a small, fault-free day of data
+/// (2024-05-01) with the contract credentials of `voxlake simulate`.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Seed of every generated value: the same config gives the same bodies.
+    pub seed: u64,
+    /// Twilio calls generated in `[from, to)`.
+    pub calls: usize,
+    /// Start of the window the generated calls and Telnyx legs start in.
+    pub from: DateTime<Utc>,
+    /// End (exclusive) of that window.
+    pub to: DateTime<Utc>,
+    /// Calls placed exactly by tests, added after the generated ones.
+    pub extra_calls: Vec<CallSpec>,
+    /// The account every Twilio record belongs to, and the Basic auth user.
+    pub account_sid: String,
+    /// The Basic auth password that goes with `account_sid`.
+    pub auth_token: String,
+    /// Also accept Basic auth with this (API key SID, secret) pair.
+    pub api_key: Option<(String, String)>,
+    /// The Telnyx bearer token.
+    pub telnyx_key: String,
+    /// Telnyx call legs generated in `[from, to)`.
+    pub telnyx_calls: usize,
+    /// The simulator's clock (Telnyx 24 h rule, summary `processing_state`); `None` = real clock.
+    pub now: Option<DateTime<Utc>>,
+    /// Enforce this many requests per second per API group (Insights, REST, Telnyx).
+    pub rate_limit_per_sec: Option<u32>,
+    /// Faults injected from the start (see [`crate::simulator::SimHandle::set_faults`]).
+    pub faults: Faults,
+    /// Add fields no ingestion schema knows yet (`media_region`, `mos_lq`, `api_version`).
+    pub drift: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            calls: 20,
+            from: day(2024, 5, 1),
+            to: day(2024, 5, 2),
+            extra_calls: Vec::new(),
+            account_sid: format!("AC{}", "0".repeat(32)),
+            auth_token: "simulator-token".to_string(),
+            api_key: None,
+            telnyx_key: "simulator-key".to_string(),
+            telnyx_calls: 20,
+            now: None,
+            rate_limit_per_sec: None,
+            faults: Faults::default(),
+            drift: false,
+        }
+    }
+}
+
+/// Secrets (`auth_token`, the API key secret, `telnyx_key`) print as `***`.
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("seed", &self.seed)
+            .field("calls", &self.calls)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("extra_calls", &self.extra_calls)
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"***")
+            .field(
+                "api_key",
+                &self.api_key.as_ref().map(|(sid, _)| (sid, "***")),
+            )
+            .field("telnyx_key", &"***")
+            .field("telnyx_calls", &self.telnyx_calls)
+            .field("now", &self.now)
+            .field("rate_limit_per_sec", &self.rate_limit_per_sec)
+            .field("faults", &self.faults)
+            .field("drift", &self.drift)
+            .finish()
+    }
+}
+
+/// A call placed exactly where a test wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSpec {
+    /// When the call starts.
+    pub start_time: DateTime<Utc>,
+    /// How long it lasts, in seconds (its metrics: one sample per 10 s).
+    pub duration_secs: u32,
+    /// Which edges it has (seed 001's table).
+    pub call_type: CallType,
+}
+
+/// The Voice Insights call types, which decide a call's edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallType {
+    /// PSTN call: `carrier_edge`.
+    Carrier,
+    /// SIP interface call: `sip_edge`.
+    Sip,
+    /// Voice SDK call: `sdk_edge` (default) and `client_edge`.
+    Client,
+    /// Trunk from the PSTN to the customer: `carrier_edge` (default) and `sip_edge`.
+    TrunkingOriginating,
+    /// Trunk from the customer to the PSTN: `sip_edge` (default) and `carrier_edge`.
+    TrunkingTerminating,
+}
+
+impl CallType {
+    /// All five, in a fixed order (the first five generated calls take them in turn).
+    pub const ALL: [CallType; 5] = [
+        CallType::Carrier,
+        CallType::Sip,
+        CallType::Client,
+        CallType::TrunkingOriginating,
+        CallType::TrunkingTerminating,
+    ];
+
+    /// The edges of this call type, default edge first.
+    pub fn edges(self) -> &'static [&'static str] {
+        match self {
+            CallType::Carrier => &["carrier_edge"],
+            CallType::Sip => &["sip_edge"],
+            CallType::Client => &["sdk_edge", "client_edge"],
+            CallType::TrunkingOriginating => &["carrier_edge", "sip_edge"],
+            CallType::TrunkingTerminating => &["sip_edge", "carrier_edge"],
+        }
+    }
+
+    /// The summary's `call_type` (`carrier`, `sip`, `client`, `trunking`).
+    pub fn summary_name(self) -> &'static str {
+        match self {
+            CallType::Carrier => "carrier",
+            CallType::Sip => "sip",
+            CallType::Client => "client",
+            CallType::TrunkingOriginating | CallType::TrunkingTerminating => "trunking",
+        }
+    }
+}
+
+/// Faults to inject; `Default` injects none. Ratios are shares of API requests in `[0, 1]`,
+/// decided per request from a seeded RNG; at most one random fault per request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Share answered 429 (Twilio body code 20429, Telnyx code 10011).
+    pub error_429_ratio: f64,
+    /// `Retry-After` header value on injected 429s (`"2"`, `"0"`, an HTTP date); none if `None`.
+    pub retry_after: Option<String>,
+    /// Share answered 500/502/503/504, rotating among them.
+    pub error_5xx_ratio: f64,
+    /// Share answered normally after `slow_ms`.
+    pub slow_ratio: f64,
+    /// The delay of slow answers, in milliseconds.
+    pub slow_ms: u64,
+    /// Share whose connection drops mid-body (200 headers, then the body stream errors).
+    pub drop_ratio: f64,
+    /// Share that are accepted and never answered (until shutdown).
+    pub hang_ratio: f64,
+    /// Share answered 200 with a truncated JSON body.
+    pub malformed_ratio: f64,
+    /// Every Insights/REST request about these calls answers 500.
+    pub fail_call_sids: Vec<String>,
+    /// `next_page_url`/`next_page_uri` point at `http://evil.invalid:PORT/...`.
+    pub foreign_next_page: bool,
+    /// The first page's next link points at itself (the same URL forever).
+    pub looping_next_page: bool,
+}
+
+/// Midnight UTC of a calendar day known to be valid.
+fn day(year: i32, month: u32, day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(year, month, day, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::UNIX_EPOCH)
+}

@@ -1,0 +1,209 @@
+//! Staged Parquet files of one table and one slice: zstd, column statistics, row groups
+//! flushed by rows and by size, files rotated by rows, names derived from the slice.
+//! Files are written under `_voxlake/staging/`; `commit` publishes them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use object_store::buffered::BufWriter;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use super::layout::{HourSlice, data_file, staged_file};
+use super::store::Lake;
+use crate::error::{Error, Result};
+use crate::job::plan::ParquetPlan;
+use crate::schema::Table;
+
+/// A finished file waiting in staging.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct StagedFile {
+    /// Where it is now.
+    pub staged: String,
+    /// Where it is published.
+    pub final_path: String,
+    /// Rows in it.
+    pub rows: u64,
+}
+
+/// Writer settings shared by every file of a run.
+#[derive(Debug)]
+pub struct WriterSettings {
+    properties: WriterProperties,
+    max_rows_per_file: usize,
+    max_buffered_bytes: usize,
+}
+
+impl WriterSettings {
+    /// From the job's `[parquet]` settings.
+    pub fn new(plan: &ParquetPlan) -> Result<WriterSettings> {
+        let level = ZstdLevel::try_new(plan.zstd_level)
+            .map_err(|e| Error::Input(format!("parquet.zstd_level: {e}")))?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(plan.row_group_rows))
+            .set_created_by(concat!("voxlake ", env!("CARGO_PKG_VERSION")).to_string())
+            .build();
+        Ok(WriterSettings {
+            properties,
+            max_rows_per_file: plan.max_rows_per_file,
+            max_buffered_bytes: 32 * 1024 * 1024,
+        })
+    }
+
+    fn properties_for(&self, table: Table, slice: HourSlice) -> WriterProperties {
+        let metadata = vec![
+            KeyValue::new("voxlake.table".into(), table.name().to_string()),
+            KeyValue::new("voxlake.slice".into(), slice.to_string()),
+        ];
+        self.properties
+            .clone()
+            .into_builder()
+            .set_key_value_metadata(Some(metadata))
+            .build()
+    }
+}
+
+struct OpenFile {
+    writer: AsyncArrowWriter<BufWriter>,
+    staged: String,
+    final_path: String,
+    rows: u64,
+}
+
+#[derive(Default)]
+struct DayFiles {
+    open: Option<OpenFile>,
+    next_index: u32,
+    closed: Vec<StagedFile>,
+}
+
+/// The files of one table and one slice, one or more per `date=` day.
+pub struct SliceFiles {
+    lake: Lake,
+    table: Table,
+    schema: SchemaRef,
+    slice: HourSlice,
+    run_id: Arc<str>,
+    settings: Arc<WriterSettings>,
+    days: BTreeMap<i32, DayFiles>,
+    rows: u64,
+}
+
+fn parquet_error(path: &str, e: parquet::errors::ParquetError) -> Error {
+    Error::Run(format!("writing {path}: {e}"))
+}
+
+impl SliceFiles {
+    /// Files for `table` in `slice`, staged under this run's folder.
+    pub fn new(
+        lake: Lake,
+        table: Table,
+        schema: SchemaRef,
+        slice: HourSlice,
+        run_id: Arc<str>,
+        settings: Arc<WriterSettings>,
+    ) -> SliceFiles {
+        SliceFiles {
+            lake,
+            table,
+            schema,
+            slice,
+            run_id,
+            settings,
+            days: BTreeMap::new(),
+            rows: 0,
+        }
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Appends rows of one day.
+    pub async fn write(&mut self, day: i32, batch: &RecordBatch) -> Result<()> {
+        let max_rows = self.settings.max_rows_per_file as u64;
+        let mut offset = 0usize;
+        while offset < batch.num_rows() {
+            self.ensure_open(day)?;
+            let files = self.days.entry(day).or_default();
+            let Some(file) = files.open.as_mut() else {
+                return Err(Error::Run("internal: no open file".into()));
+            };
+            let room = (max_rows - file.rows).min((batch.num_rows() - offset) as u64) as usize;
+            file.writer
+                .write(&batch.slice(offset, room))
+                .await
+                .map_err(|e| parquet_error(&file.staged, e))?;
+            file.rows += room as u64;
+            offset += room;
+            self.rows += room as u64;
+            if file.writer.in_progress_size() > self.settings.max_buffered_bytes {
+                file.writer
+                    .flush()
+                    .await
+                    .map_err(|e| parquet_error(&file.staged, e))?;
+            }
+            if file.rows >= max_rows {
+                close_open(files).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn ensure_open(&mut self, day: i32) -> Result<()> {
+        let files = self.days.entry(day).or_default();
+        if files.open.is_some() {
+            return Ok(());
+        }
+        let final_path = data_file(self.table, day, self.slice, files.next_index);
+        let staged = staged_file(&self.run_id, &final_path);
+        let properties = self.settings.properties_for(self.table, self.slice);
+        let writer = AsyncArrowWriter::try_new(
+            self.lake.writer(&staged),
+            Arc::clone(&self.schema),
+            Some(properties),
+        )
+        .map_err(|e| parquet_error(&staged, e))?;
+        files.next_index += 1;
+        files.open = Some(OpenFile {
+            writer,
+            staged,
+            final_path,
+            rows: 0,
+        });
+        Ok(())
+    }
+
+    /// Closes every file; returns them in path order.
+    pub async fn finish(mut self) -> Result<Vec<StagedFile>> {
+        let mut all = Vec::new();
+        for files in self.days.values_mut() {
+            close_open(files).await?;
+            all.append(&mut files.closed);
+        }
+        all.sort_by(|a, b| a.final_path.cmp(&b.final_path));
+        Ok(all)
+    }
+}
+
+async fn close_open(files: &mut DayFiles) -> Result<()> {
+    if let Some(file) = files.open.take() {
+        file.writer
+            .close()
+            .await
+            .map_err(|e| parquet_error(&file.staged, e))?;
+        files.closed.push(StagedFile {
+            staged: file.staged,
+            final_path: file.final_path,
+            rows: file.rows,
+        });
+    }
+    Ok(())
+}

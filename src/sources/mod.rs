@@ -1,0 +1,135 @@
+//! Sources: one file per API, each supplying only "the first URL" and "the next URL from a
+//! page"; `fetch_all` is the one paging driver they share.
+
+pub mod twilio_insights;
+pub mod twilio_rest;
+
+use std::collections::HashSet;
+
+use url::Url;
+
+use crate::flatten::{FlattenError, Flattener, PageMeta, PageOutcome, RecordContext};
+use crate::http::{ApiClient, HttpError};
+
+/// A source could not page through a resource.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The HTTP layer gave up or was refused.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The API sent the same next link twice: paging would never end.
+    #[error("{api}: next page link {target} was already fetched; stopping instead of looping")]
+    Loop {
+        /// Which API.
+        api: crate::http::Api,
+        /// Path and query of the repeated link.
+        target: String,
+    },
+    /// A page's paging fields make no sense.
+    #[error("{0}")]
+    Paging(String),
+}
+
+/// What paging through one resource gave.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FetchSummary {
+    /// Pages read.
+    pub pages: u64,
+    /// Rows read.
+    pub rows: u64,
+}
+
+/// Decides the next page from the current one.
+pub trait NextPage {
+    /// The next URL, or None after the last page.
+    fn next(&mut self, current: &Url, page: &PageOutcome) -> Result<Option<Url>, SourceError>;
+}
+
+/// Pages from `first` until `next` says done, every page into `flattener`. A link seen twice or
+/// leaving the configured origin stops with an error.
+pub async fn fetch_all(
+    client: &ApiClient,
+    first: Url,
+    flattener: &mut Flattener,
+    ctx: &RecordContext<'_>,
+    next: &mut (dyn NextPage + Send),
+) -> Result<FetchSummary, SourceError> {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut summary = FetchSummary::default();
+    let mut url = first;
+    loop {
+        if !seen.insert(url.as_str().to_string()) {
+            return Err(SourceError::Loop {
+                api: client.api(),
+                target: format!("{}?{}", url.path(), url.query().unwrap_or("")),
+            });
+        }
+        let page = client
+            .get_with(&url, |body| flattener.push_page(body, ctx))
+            .await?;
+        summary.pages += 1;
+        summary.rows += page.rows as u64;
+        match next.next(&url, &page)? {
+            Some(following) => {
+                client.check_origin(&following)?;
+                url = following;
+            }
+            None => return Ok(summary),
+        }
+    }
+}
+
+/// Paging by an absolute `next_page_url` at a path inside the page (Voice Insights: `meta.next_page_url`).
+pub struct AbsoluteNextUrl(pub &'static [&'static str]);
+
+impl NextPage for AbsoluteNextUrl {
+    fn next(&mut self, _current: &Url, page: &PageOutcome) -> Result<Option<Url>, SourceError> {
+        next_link(&page.meta, self.0, None)
+    }
+}
+
+/// Paging by a relative `next_page_uri` resolved against the client's origin (Twilio REST).
+pub struct RelativeNextUri<'a> {
+    /// The client whose origin the URI is relative to.
+    pub client: &'a ApiClient,
+}
+
+impl NextPage for RelativeNextUri<'_> {
+    fn next(&mut self, _current: &Url, page: &PageOutcome) -> Result<Option<Url>, SourceError> {
+        next_link(&page.meta, &["next_page_uri"], Some(self.client))
+    }
+}
+
+fn next_link(
+    meta: &PageMeta,
+    path: &[&str],
+    relative_to: Option<&ApiClient>,
+) -> Result<Option<Url>, SourceError> {
+    let Some(link) = meta.get_str(path) else {
+        return Ok(None);
+    };
+    if link.is_empty() {
+        return Ok(None);
+    }
+    match relative_to {
+        Some(client) => Ok(Some(client.join(link)?)),
+        None => Url::parse(link)
+            .map(Some)
+            .map_err(|e| SourceError::Paging(format!("bad next page link: {e}"))),
+    }
+}
+
+/// Reads a body that is a single record (no paging), retrying like any page.
+pub async fn fetch_one(
+    client: &ApiClient,
+    url: Url,
+    flattener: &mut Flattener,
+    ctx: &RecordContext<'_>,
+) -> Result<FetchSummary, SourceError> {
+    client
+        .get_with(&url, |body| -> Result<(), FlattenError> {
+            flattener.push_record(body, ctx)
+        })
+        .await?;
+    Ok(FetchSummary { pages: 1, rows: 1 })
+}

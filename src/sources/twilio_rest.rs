@@ -1,0 +1,162 @@
+//! Twilio REST 2010-04-01: a call's events (`Calls/{CallSid}/Events.json`), the call resource
+//! (`Calls/{CallSid}.json`, for its start time), and the calls of a window (`Calls.json`),
+//! paged by the relative `next_page_uri`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use url::Url;
+
+use super::{FetchSummary, RelativeNextUri, SourceError, fetch_all};
+use crate::flatten::{Flattener, RecordContext};
+use crate::http::ApiClient;
+use crate::ids::{AccountSid, CallSid};
+use crate::timefmt::parse_api_timestamp;
+
+/// What voxlake needs to know of a call before fetching its data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The call.
+    pub sid: CallSid,
+    /// When it started (or was created, for calls that never started), µs since the epoch:
+    /// the hour slice its rows are committed in.
+    pub anchor_micros: i64,
+    /// The Insights edges of its call type, when discovery knew the type (summaries).
+    pub edges: Option<Vec<&'static str>>,
+}
+
+#[derive(Deserialize)]
+struct CallResource {
+    sid: Option<String>,
+    start_time: Option<String>,
+    date_created: Option<String>,
+}
+
+impl CallResource {
+    fn info(self) -> Result<CallInfo, String> {
+        let sid_text = self.sid.ok_or("call without a sid")?;
+        let sid: CallSid = sid_text.parse().map_err(|e| format!("{e}"))?;
+        let anchor = [self.start_time, self.date_created]
+            .into_iter()
+            .flatten()
+            .find_map(|t| parse_api_timestamp(&t))
+            .ok_or_else(|| format!("call {sid} has neither a start_time nor a date_created"))?;
+        Ok(CallInfo {
+            sid,
+            anchor_micros: anchor,
+            edges: None,
+        })
+    }
+}
+
+/// Fetches one call's resource to learn when it started.
+pub async fn fetch_call(
+    client: &ApiClient,
+    account: &AccountSid,
+    call: &CallSid,
+) -> Result<CallInfo, SourceError> {
+    let url = client.join(&format!("/2010-04-01/Accounts/{account}/Calls/{call}.json"))?;
+    let info = client
+        .get_with(&url, |body| {
+            serde_json::from_slice::<CallResource>(body)
+                .map_err(|e| e.to_string())
+                .and_then(CallResource::info)
+        })
+        .await?;
+    if &info.sid != call {
+        return Err(SourceError::Paging(format!(
+            "asked for call {call}, the API answered with {}",
+            info.sid
+        )));
+    }
+    Ok(info)
+}
+
+/// Every page of one call's REST events into `flattener`.
+pub async fn fetch_call_events(
+    client: &ApiClient,
+    account: &AccountSid,
+    call: &CallSid,
+    page_size: u32,
+    flattener: &mut Flattener,
+) -> Result<FetchSummary, SourceError> {
+    let mut first = client.join(&format!(
+        "/2010-04-01/Accounts/{account}/Calls/{call}/Events.json"
+    ))?;
+    first
+        .query_pairs_mut()
+        .append_pair("PageSize", &page_size.to_string());
+    let ctx = RecordContext {
+        call_sid: Some(call.as_str()),
+        account_sid: Some(account.as_str()),
+    };
+    fetch_all(
+        client,
+        first,
+        flattener,
+        &ctx,
+        &mut RelativeNextUri { client },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct CallsPage {
+    calls: Option<Vec<CallResource>>,
+    next_page_uri: Option<String>,
+}
+
+/// The calls started in [from, to): `Calls.json` asked for the covering UTC days
+/// (`StartTime>` on or after the first, `StartTime<` before the day after the last), then
+/// filtered exactly by `start_time`.
+pub async fn discover_calls(
+    client: &ApiClient,
+    account: &AccountSid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    page_size: u32,
+) -> Result<Vec<CallInfo>, SourceError> {
+    let first_day: NaiveDate = from.date_naive();
+    let last_day = (to - chrono::Duration::microseconds(1)).date_naive();
+    let day_after = last_day.succ_opt().unwrap_or(last_day);
+    let mut url = client.join(&format!("/2010-04-01/Accounts/{account}/Calls.json"))?;
+    url.query_pairs_mut()
+        .append_pair("StartTime>", &first_day.format("%Y-%m-%d").to_string())
+        .append_pair("StartTime<", &day_after.format("%Y-%m-%d").to_string())
+        .append_pair("PageSize", &page_size.to_string());
+    let (from_micros, to_micros) = (from.timestamp_micros(), to.timestamp_micros());
+    let mut calls = Vec::new();
+    let mut seen_links = std::collections::HashSet::new();
+    loop {
+        if !seen_links.insert(url.as_str().to_string()) {
+            return Err(SourceError::Loop {
+                api: client.api(),
+                target: url.path().to_string(),
+            });
+        }
+        let page = client
+            .get_with(&url, |body| serde_json::from_slice::<CallsPage>(body))
+            .await?;
+        for resource in page.calls.unwrap_or_default() {
+            let info = resource.info().map_err(SourceError::Paging)?;
+            if (from_micros..to_micros).contains(&info.anchor_micros) {
+                calls.push(info);
+            }
+        }
+        match page.next_page_uri.filter(|u| !u.is_empty()) {
+            Some(next) => url = client.join(&next)?,
+            None => break,
+        }
+    }
+    calls.sort_by(|a, b| (a.anchor_micros, &a.sid).cmp(&(b.anchor_micros, &b.sid)));
+    calls.dedup_by(|a, b| a.sid == b.sid);
+    Ok(calls)
+}
+
+/// The call resource's URL (for tests and messages).
+pub fn call_url(
+    client: &ApiClient,
+    account: &AccountSid,
+    call: &CallSid,
+) -> Result<Url, SourceError> {
+    Ok(client.join(&format!("/2010-04-01/Accounts/{account}/Calls/{call}.json"))?)
+}
