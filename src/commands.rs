@@ -14,6 +14,7 @@ use crate::run::{self, RunMode, RunOptions, RunReport};
 use crate::schema::{Schemas, Table, describe};
 use crate::simulator::{self, Faults, SimConfig};
 use crate::timefmt::parse_cli_time;
+use crate::status;
 
 /// Runs the command; returns the exit code (errors are returned for `main` to print).
 pub async fn dispatch(cli: &Cli) -> Result<u8> {
@@ -32,12 +33,28 @@ pub async fn dispatch(cli: &Cli) -> Result<u8> {
             check_mode_fits(&plan, &mode)?;
             finish_run(cli, run::execute(plan, mode, run_options(cli)).await?)
         }
-        Command::Backfill { .. } => Err(Error::Input(
-            "backfill is not available in this version yet; use `run JOB --from T --to T`".into(),
-        )),
-        Command::Status { .. } => Err(Error::Input(
-            "status is not available in this version yet; see {output}/_voxlake/".into(),
-        )),
+        Command::Backfill {
+            job,
+            from,
+            to,
+            output,
+        } => {
+            let window = WindowArgs {
+                from: Some(from.clone()),
+                to: Some(to.clone()),
+            };
+            let Some((from, to)) = parse_window(&window)? else {
+                return Err(Error::Input("backfill needs --from and --to".into()));
+            };
+            let plan = load_plan(job, output.as_deref())?;
+            let mode = RunMode::Backfill { from, to };
+            check_mode_fits(&plan, &mode)?;
+            finish_run(cli, run::execute(plan, mode, run_options(cli)).await?)
+        }
+        Command::Status { job, output } => {
+            let plan = load_plan(job, output.as_deref())?;
+            status::print(&plan).await
+        }
         Command::Demo { output, calls } => demo(cli, output, *calls).await,
         Command::Simulate(args) => simulate(args).await,
     }
@@ -76,57 +93,78 @@ fn parse_window(window: &WindowArgs) -> Result<Option<(DateTime<Utc>, DateTime<U
     Ok(Some((from, to)))
 }
 
+fn parse_ids(ids: &[String], flag: &str) -> Result<Vec<TelnyxId>> {
+    let mut parsed = ids
+        .iter()
+        .map(|id| id.trim().parse::<TelnyxId>().map_err(|e| Error::Input(format!("{flag}: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    parsed.sort();
+    parsed.dedup();
+    Ok(parsed)
+}
+
 fn run_mode(
     call_sids: &[String],
     leg_ids: &[String],
     session_ids: &[String],
     window: &WindowArgs,
 ) -> Result<RunMode> {
-    let sids = call_sids
+    let mut calls = call_sids
         .iter()
-        .map(|s| {
-            s.trim()
-                .parse::<CallSid>()
-                .map_err(|e| Error::Input(format!("--call-sid: {e}")))
-        })
+        .map(|s| s.trim().parse::<CallSid>().map_err(|e| Error::Input(format!("--call-sid: {e}"))))
         .collect::<Result<Vec<_>>>()?;
-    for id in leg_ids.iter().chain(session_ids) {
-        id.parse::<TelnyxId>()
-            .map_err(|e| Error::Input(format!("--leg-id/--session-id: {e}")))?;
-    }
-    if !leg_ids.is_empty() || !session_ids.is_empty() {
-        return Err(Error::Input(
-            "Telnyx legs and sessions are not available in this version yet".into(),
-        ));
-    }
-    let window = parse_window(window)?;
-    match (sids.is_empty(), window) {
-        (false, Some(_)) => Err(Error::Input(
-            "give either --call-sid or --from/--to, not both".into(),
+    calls.sort();
+    calls.dedup();
+    let legs = parse_ids(leg_ids, "--leg-id")?;
+    let sessions = parse_ids(session_ids, "--session-id")?;
+    match parse_window(window)? {
+        Some(_) if !calls.is_empty() => Err(Error::Input(
+            "give either --call-sid or --from/--to, not both (a window finds its calls itself)".into(),
         )),
-        (false, None) => {
-            let mut sids = sids;
-            sids.sort();
-            sids.dedup();
-            Ok(RunMode::Calls(sids))
-        }
-        (true, Some((from, to))) => Ok(RunMode::Window { from, to }),
-        (true, None) => Err(Error::Input(
-            "nightly runs (no --call-sid, no --from/--to) are not available in this version yet"
-                .into(),
-        )),
+        Some((from, to)) => Ok(RunMode::Window {
+            from,
+            to,
+            legs,
+            sessions,
+        }),
+        None if calls.is_empty() && legs.is_empty() && sessions.is_empty() => Ok(RunMode::Nightly),
+        None => Ok(RunMode::Ids {
+            calls,
+            legs,
+            sessions,
+        }),
     }
 }
 
 fn check_mode_fits(plan: &JobPlan, mode: &RunMode) -> Result<()> {
-    if !plan.tables.iter().any(|t| t.is_per_call()) {
-        let kind = match mode {
-            RunMode::Calls(_) => "--call-sid",
-            RunMode::Window { .. } => "a Twilio window",
-        };
-        return Err(Error::Input(format!(
-            "{kind} needs at least one of insights_events, insights_metrics, call_events in the job's tables"
-        )));
+    let twilio = plan.tables.iter().any(|t| t.is_per_call());
+    let telnyx = plan.tables.contains(&Table::TelnyxCallEvents);
+    if let RunMode::Ids {
+        calls,
+        legs,
+        sessions,
+    } = mode
+    {
+        if !calls.is_empty() && !twilio {
+            return Err(Error::Input(
+                "--call-sid needs a Twilio table (insights_events, insights_metrics, call_events, call_summaries) in the job".into(),
+            ));
+        }
+        if (!legs.is_empty() || !sessions.is_empty()) && !telnyx {
+            return Err(Error::Input(
+                "--leg-id/--session-id need telnyx_call_events in the job's tables".into(),
+            ));
+        }
+    }
+    let window = match mode {
+        RunMode::Window {
+            from, legs, sessions, ..
+        } => Some((*from, !legs.is_empty() || !sessions.is_empty())),
+        RunMode::Backfill { from, .. } => Some((*from, false)),
+        _ => None,
+    };
+    if let Some((from, have_ids)) = window {
+        run::check_telnyx_lookback(plan, from, Utc::now(), have_ids)?;
     }
     Ok(())
 }
@@ -136,6 +174,7 @@ fn run_options(cli: &Cli) -> RunOptions {
     RunOptions {
         progress: !cli.quiet && !cli.no_progress && std::io::stderr().is_terminal(),
         command: args.join(" "),
+        now: None,
     }
 }
 
@@ -143,7 +182,7 @@ fn finish_run(cli: &Cli, report: RunReport) -> Result<u8> {
     let mut err = std::io::stderr().lock();
     if cli.quiet {
         for failed in &report.failed_calls {
-            let _ = writeln!(err, "FAILED {}: {}", failed.call_sid, failed.reason);
+            let _ = writeln!(err, "FAILED {}: {}", failed.id, failed.reason);
         }
     } else {
         let _ = write!(err, "{}", report.summary());
@@ -155,11 +194,13 @@ fn finish_run(cli: &Cli, report: RunReport) -> Result<u8> {
 const DEMO_JOB: &str = include_str!("../jobs/demo.toml");
 
 async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<u8> {
-    let sim_config = SimConfig {
+    let mut sim_config = SimConfig {
         calls,
         ..SimConfig::default()
     };
     let (from, to) = (sim_config.from, sim_config.to);
+    // The simulator's clock stands at the end of its window, so Telnyx's 24 h look-back covers it.
+    sim_config.now = Some(to);
     let credentials = (
         sim_config.account_sid.clone(),
         sim_config.auth_token.clone(),
@@ -184,7 +225,17 @@ async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<u8> {
     let plan = JobPlan::from_config(config, Some(&output_text), &env)
         .map_err(|e| Error::Run(format!("jobs/demo.toml: {e}")))?;
     let tables = plan.tables.clone();
-    let report = run::execute(plan, RunMode::Window { from, to }, run_options(cli)).await;
+    let mode = RunMode::Window {
+        from,
+        to,
+        legs: Vec::new(),
+        sessions: Vec::new(),
+    };
+    let options = RunOptions {
+        now: Some(to),
+        ..run_options(cli)
+    };
+    let report = run::execute(plan, mode, options).await;
     sim.shutdown().await;
     let report = report?;
     print_demo(&report, &tables, &output_text);

@@ -21,4 +21,6 @@ pub mod secret;
 pub mod simulator;
 pub mod sink;
 pub mod sources;
+pub mod state;
+pub mod status;
 pub mod timefmt;

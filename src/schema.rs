@@ -69,10 +69,21 @@ impl Table {
 
     /// True for the tables fetched per Twilio call SID.
     pub fn is_per_call(self) -> bool {
-        matches!(
-            self,
-            Table::InsightsEvents | Table::InsightsMetrics | Table::CallEvents
-        )
+        !self.is_telnyx()
+    }
+
+    /// True for the Telnyx table.
+    pub fn is_telnyx(self) -> bool {
+        self == Table::TelnyxCallEvents
+    }
+
+    /// The column naming the unit a row belongs to (a call, or a Telnyx leg).
+    pub fn unit_column(self) -> &'static str {
+        if self.is_telnyx() {
+            "call_leg_id"
+        } else {
+            "call_sid"
+        }
     }
 }
 

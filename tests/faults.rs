@@ -67,7 +67,8 @@ fn a_call_failing_past_the_retry_limit_fails_alone() {
         serde_json::from_slice(&std::fs::read(world.lake().join(&runs[0])).expect("manifest"))
             .expect("json");
     assert_eq!(manifest["outcome"], "failed_calls");
-    assert_eq!(manifest["failed_calls"][0]["call_sid"], doomed.as_str());
+    assert_eq!(manifest["failed_calls"][0]["id"], doomed.as_str());
+    assert_eq!(manifest["failed_calls"][0]["kind"], "call");
 }
 
 #[test]

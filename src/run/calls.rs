@@ -109,7 +109,24 @@ async fn fetch_table(
             )
             .await?;
         }
-        Table::CallSummaries | Table::TelnyxCallEvents => return Ok(None),
+        Table::CallSummaries => match &call.summary {
+            Some(summary) => {
+                let ctx = crate::flatten::RecordContext {
+                    call_sid: Some(call.sid.as_str()),
+                    account_sid: None,
+                };
+                flattener.push_record(summary.as_bytes(), &ctx).map_err(|e| CallError {
+                    reason: format!("call_summaries: {e}"),
+                    fatal: false,
+                })?;
+                total.rows = 1;
+            }
+            None => {
+                let client = shared.clients.insights()?;
+                total = twilio_insights::fetch_summary(client, &call.sid, &mut flattener).await?;
+            }
+        },
+        Table::TelnyxCallEvents => return Ok(None),
     }
     shared
         .drift

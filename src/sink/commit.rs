@@ -64,6 +64,8 @@ pub struct SliceCommit {
     pub run_id: String,
     /// Slice id.
     pub slice: String,
+    /// The tables' group (`twilio`, `telnyx`), so that both can commit the same hour.
+    pub group: String,
     /// Per table.
     pub tables: Vec<TableCommit>,
 }
@@ -76,7 +78,7 @@ pub async fn commit(lake: &Lake, commit: &SliceCommit) -> Result<()> {
             commit.slice
         )));
     };
-    let journal = journal_file(&commit.run_id, slice);
+    let journal = journal_file(&commit.run_id, slice, &commit.group);
     lake.put_json(&journal, commit).await?;
     apply(lake, commit).await?;
     lake.delete(&journal).await

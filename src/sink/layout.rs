@@ -45,6 +45,16 @@ impl HourSlice {
         self.next().start()
     }
 
+    /// Hours since the epoch.
+    pub fn index(self) -> i64 {
+        self.0
+    }
+
+    /// The hour with this index.
+    pub fn from_index(index: i64) -> HourSlice {
+        HourSlice(index)
+    }
+
     /// The following hour.
     pub fn next(self) -> HourSlice {
         HourSlice(self.0 + 1)
@@ -86,9 +96,9 @@ pub const STAGING_DIR: &str = "_voxlake/staging";
 /// Folder of commit journals (intents to publish).
 pub const JOURNAL_DIR: &str = "_voxlake/journal";
 
-/// The journal of one slice commit.
-pub fn journal_file(run_id: &str, slice: HourSlice) -> String {
-    format!("{JOURNAL_DIR}/{slice}_{run_id}.json")
+/// The journal of one slice commit of a group of tables (`twilio`, `telnyx`).
+pub fn journal_file(run_id: &str, slice: HourSlice, group: &str) -> String {
+    format!("{JOURNAL_DIR}/{slice}_{group}_{run_id}.json")
 }
 
 /// What is committed for one table and slice.
@@ -104,6 +114,11 @@ pub fn slice_records_dir(table: Table) -> String {
 /// A run's manifest.
 pub fn run_manifest(run_id: &str) -> String {
     format!("_voxlake/runs/{run_id}.json")
+}
+
+/// A table's coverage: the hours committed whole by window runs.
+pub fn coverage_file(table: Table) -> String {
+    format!("_voxlake/coverage/{table}.json")
 }
 
 /// A job's state (watermark).

@@ -1,6 +1,7 @@
 //! Sources: one file per API, each supplying only "the first URL" and "the next URL from a
 //! page"; `fetch_all` is the one paging driver they share.
 
+pub mod telnyx;
 pub mod twilio_insights;
 pub mod twilio_rest;
 

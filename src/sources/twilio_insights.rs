@@ -63,3 +63,120 @@ pub async fn fetch(
     )
     .await
 }
+
+/// The Insights edges of a summary's `call_type` (seed 001's table; the summary does not tell
+/// trunking's direction, so trunking asks both of its edges).
+pub fn edges_of_call_type(call_type: &str) -> Option<Vec<&'static str>> {
+    match call_type {
+        "carrier" => Some(vec!["carrier_edge"]),
+        "sip" => Some(vec!["sip_edge"]),
+        "client" => Some(vec!["sdk_edge", "client_edge"]),
+        "trunking" => Some(vec!["carrier_edge", "sip_edge"]),
+        _ => None,
+    }
+}
+
+/// One call's summary (`GET /v1/Voice/{CallSid}/Summary`) into `flattener`.
+pub async fn fetch_summary(
+    client: &ApiClient,
+    call: &CallSid,
+    flattener: &mut Flattener,
+) -> Result<FetchSummary, SourceError> {
+    let url = client.join(&format!("/v1/Voice/{call}/Summary"))?;
+    let ctx = RecordContext {
+        call_sid: Some(call.as_str()),
+        account_sid: None,
+    };
+    super::fetch_one(client, url, flattener, &ctx).await
+}
+
+#[derive(serde::Deserialize)]
+struct SummariesPage {
+    call_summaries: Option<Vec<Box<serde_json::value::RawValue>>>,
+    meta: Option<SummariesMeta>,
+}
+
+#[derive(serde::Deserialize)]
+struct SummariesMeta {
+    next_page_url: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SummaryKeys {
+    call_sid: Option<String>,
+    start_time: Option<String>,
+    created_time: Option<String>,
+    call_type: Option<String>,
+}
+
+/// The calls started in [from, to) from `GET /v1/Voice/Summaries` (StartTime and EndTime both
+/// given, every processing state), each with its call type's edges and its summary.
+pub async fn discover_summaries(
+    client: &ApiClient,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    page_size: u32,
+) -> Result<Vec<crate::sources::twilio_rest::CallInfo>, SourceError> {
+    let mut url = client.join("/v1/Voice/Summaries")?;
+    url.query_pairs_mut()
+        .append_pair("StartTime", &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .append_pair("EndTime", &to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .append_pair("ProcessingState", "all")
+        .append_pair("SortBy", "start_time")
+        .append_pair("PageSize", &page_size.to_string());
+    let range = from.timestamp_micros()..to.timestamp_micros();
+    let mut calls = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        if !seen.insert(url.as_str().to_string()) {
+            return Err(SourceError::Loop {
+                api: client.api(),
+                target: url.path().to_string(),
+            });
+        }
+        let page = client
+            .get_with(&url, |body| serde_json::from_slice::<SummariesPage>(body))
+            .await?;
+        for raw in page.call_summaries.unwrap_or_default() {
+            let info = summary_call_info(&raw)?;
+            if range.contains(&info.anchor_micros) {
+                calls.push(info);
+            }
+        }
+        match page.meta.and_then(|m| m.next_page_url).filter(|u| !u.is_empty()) {
+            Some(next) => {
+                url = Url::parse(&next)
+                    .map_err(|e| SourceError::Paging(format!("bad next_page_url: {e}")))?;
+                client.check_origin(&url)?;
+            }
+            None => break,
+        }
+    }
+    calls.sort_by(|a, b| (a.anchor_micros, &a.sid).cmp(&(b.anchor_micros, &b.sid)));
+    calls.dedup_by(|a, b| a.sid == b.sid);
+    Ok(calls)
+}
+
+fn summary_call_info(
+    raw: &serde_json::value::RawValue,
+) -> Result<crate::sources::twilio_rest::CallInfo, SourceError> {
+    let keys: SummaryKeys = serde_json::from_str(raw.get())
+        .map_err(|e| SourceError::Paging(format!("a call summary is not an object: {e}")))?;
+    let sid: CallSid = keys
+        .call_sid
+        .as_deref()
+        .unwrap_or("")
+        .parse()
+        .map_err(|e| SourceError::Paging(format!("call summary: {e}")))?;
+    let anchor = [keys.start_time, keys.created_time]
+        .into_iter()
+        .flatten()
+        .find_map(|t| crate::timefmt::parse_api_timestamp(&t))
+        .ok_or_else(|| SourceError::Paging(format!("call summary {sid} has no start_time")))?;
+    Ok(crate::sources::twilio_rest::CallInfo {
+        sid,
+        anchor_micros: anchor,
+        edges: keys.call_type.as_deref().and_then(edges_of_call_type),
+        summary: Some(raw.get().into()),
+    })
+}

@@ -22,6 +22,8 @@ pub struct CallInfo {
     pub anchor_micros: i64,
     /// The Insights edges of its call type, when discovery knew the type (summaries).
     pub edges: Option<Vec<&'static str>>,
+    /// Its call summary as the Summaries list gave it (JSON), so it is not fetched again.
+    pub summary: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +46,7 @@ impl CallResource {
             sid,
             anchor_micros: anchor,
             edges: None,
+            summary: None,
         })
     }
 }

@@ -1,0 +1,202 @@
+//! State that outlives a run, all under `{output}/_voxlake/`: per-table coverage (the hours a
+//! window run committed whole; backfills skip them) and per-job state (the nightly watermark and
+//! the last run's outcome). Small JSON objects, each written whole.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::schema::Table;
+use crate::sink::layout::{coverage_file, job_state};
+use crate::sink::{HourSlice, Lake};
+
+/// The hours of one table committed whole by window runs, as merged ranges of hour indexes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Sorted, disjoint, non-adjacent [start, end) ranges of hour indexes.
+    ranges: Vec<(i64, i64)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CoverageFile {
+    version: u32,
+    table: String,
+    /// [start, end) as RFC 3339 hours.
+    done: Vec<(String, String)>,
+}
+
+fn hour_text(index: i64) -> String {
+    HourSlice::from_index(index).start().to_rfc3339()
+}
+
+fn hour_index(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| HourSlice::from_time(t.with_timezone(&Utc)).index())
+}
+
+impl Coverage {
+    /// Reads a table's coverage (empty when none was written).
+    pub async fn load(lake: &Lake, table: Table) -> Result<Coverage> {
+        let file: Option<CoverageFile> = lake.get_json(&coverage_file(table)).await?;
+        let mut coverage = Coverage::default();
+        for (start, end) in file.map(|f| f.done).unwrap_or_default() {
+            if let (Some(start), Some(end)) = (hour_index(&start), hour_index(&end)) {
+                for index in start..end {
+                    coverage.mark(HourSlice::from_index(index));
+                }
+            }
+        }
+        Ok(coverage)
+    }
+
+    /// Writes it whole.
+    pub async fn save(&self, lake: &Lake, table: Table) -> Result<()> {
+        let file = CoverageFile {
+            version: 1,
+            table: table.name().to_string(),
+            done: self
+                .ranges
+                .iter()
+                .map(|(s, e)| (hour_text(*s), hour_text(*e)))
+                .collect(),
+        };
+        lake.put_json(&coverage_file(table), &file).await
+    }
+
+    /// True when the hour was committed whole.
+    pub fn contains(&self, hour: HourSlice) -> bool {
+        let i = hour.index();
+        self.ranges.iter().any(|(s, e)| *s <= i && i < *e)
+    }
+
+    /// Records an hour as committed whole.
+    pub fn mark(&mut self, hour: HourSlice) {
+        let i = hour.index();
+        if self.contains(hour) {
+            return;
+        }
+        self.ranges.push((i, i + 1));
+        self.ranges.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(self.ranges.len());
+        for (s, e) in self.ranges.drain(..) {
+            match merged.last_mut() {
+                Some(last) if last.1 >= s => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        self.ranges = merged;
+    }
+
+    /// The hours of [from, to) not covered.
+    pub fn missing(&self, hours: &[HourSlice]) -> Vec<HourSlice> {
+        hours.iter().copied().filter(|h| !self.contains(*h)).collect()
+    }
+
+    /// The ranges, as RFC 3339 pairs.
+    pub fn ranges(&self) -> Vec<(String, String)> {
+        self.ranges
+            .iter()
+            .map(|(s, e)| (hour_text(*s), hour_text(*e)))
+            .collect()
+    }
+}
+
+/// A job's state: its nightly watermark and its last run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct JobState {
+    /// Format version.
+    pub version: u32,
+    /// The job's name.
+    pub job: String,
+    /// Nightly runs start here (RFC 3339); everything before is committed.
+    pub watermark: Option<String>,
+    /// The last run of this job.
+    pub last_run: Option<LastRun>,
+}
+
+/// What the last run did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LastRun {
+    /// Its id (the manifest is `_voxlake/runs/{run_id}.json`).
+    pub run_id: String,
+    /// `ok`, `failed_calls` or `error`.
+    pub outcome: String,
+    /// `calls`, `window`, `nightly` or `backfill`.
+    pub mode: String,
+    /// When it ended (RFC 3339).
+    pub finished_at: String,
+    /// Calls that failed.
+    pub failed_calls: usize,
+}
+
+impl JobState {
+    /// Reads a job's state; a default one when none was written.
+    pub async fn load(lake: &Lake, job: &str) -> Result<JobState> {
+        let state: Option<JobState> = lake.get_json(&job_state(job)).await?;
+        Ok(state.unwrap_or_else(|| JobState {
+            version: 1,
+            job: job.to_string(),
+            ..JobState::default()
+        }))
+    }
+
+    /// Writes it whole.
+    pub async fn save(&self, lake: &Lake) -> Result<()> {
+        lake.put_json(&job_state(&self.job), self).await
+    }
+
+    /// The watermark as a time.
+    pub fn watermark_time(&self) -> Option<DateTime<Utc>> {
+        self.watermark
+            .as_deref()
+            .and_then(|w| DateTime::parse_from_rfc3339(w).ok())
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+/// Coverage of several tables, loaded once per run.
+#[derive(Debug, Default)]
+pub struct CoverageSet {
+    /// Per table.
+    pub tables: BTreeMap<Table, Coverage>,
+}
+
+impl CoverageSet {
+    /// Loads the coverage of these tables.
+    pub async fn load(lake: &Lake, tables: &[Table]) -> Result<CoverageSet> {
+        let mut set = CoverageSet::default();
+        for table in tables {
+            set.tables.insert(*table, Coverage::load(lake, *table).await?);
+        }
+        Ok(set)
+    }
+
+    /// True when every one of `tables` covers the hour.
+    pub fn all_of(&self, tables: &[Table], hour: HourSlice) -> bool {
+        !tables.is_empty()
+            && tables
+                .iter()
+                .all(|t| self.tables.get(t).is_some_and(|c| c.contains(hour)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge() {
+        let mut c = Coverage::default();
+        for i in [5, 3, 4, 9, 7, 8] {
+            c.mark(HourSlice::from_index(i));
+        }
+        assert_eq!(c.ranges, vec![(3, 6), (7, 10)]);
+        assert!(c.contains(HourSlice::from_index(9)));
+        assert!(!c.contains(HourSlice::from_index(6)));
+        c.mark(HourSlice::from_index(6));
+        assert_eq!(c.ranges, vec![(3, 10)]);
+    }
+}

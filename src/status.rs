@@ -1,0 +1,94 @@
+//! `voxlake status JOB`: the job's watermark, the hours done and pending per table, the slices
+//! with data, and the last run's outcome, read from `{output}/_voxlake/`.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use chrono::Utc;
+
+use crate::error::Result;
+use crate::job::{JobPlan, Output};
+use crate::sink::layout::{run_manifest, slice_records_dir};
+use crate::sink::{HourSlice, Lake};
+use crate::state::{Coverage, JobState};
+
+/// Prints the status; exit code 0.
+pub async fn print(plan: &JobPlan) -> Result<u8> {
+    if let Output::Local(path) = &plan.output
+        && !path.exists()
+    {
+        println!("job {}: nothing written yet ({} does not exist)", plan.name, path.display());
+        return Ok(0);
+    }
+    let lake = Lake::open(&plan.output).await?;
+    let text = render(plan, &lake).await?;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(0)
+}
+
+/// The status as text.
+pub async fn render(plan: &JobPlan, lake: &Lake) -> Result<String> {
+    let state = JobState::load(lake, &plan.name).await?;
+    let mut out = String::new();
+    let _ = writeln!(out, "job {} → {}", plan.name, lake.shown());
+    let watermark = state.watermark_time();
+    match watermark {
+        Some(w) => {
+            let _ = writeln!(out, "watermark: {} (the next nightly run starts here)", w.to_rfc3339());
+        }
+        None => {
+            let start = plan.start.map(|s| s.to_rfc3339()).unwrap_or_else(|| "not set".into());
+            let _ = writeln!(out, "watermark: none yet (the first nightly run starts at `start`: {start})");
+        }
+    }
+    match &state.last_run {
+        Some(last) => {
+            let _ = writeln!(
+                out,
+                "last run: {} ({}) {} at {}, {} failed; manifest {}",
+                last.run_id,
+                last.mode,
+                last.outcome,
+                last.finished_at,
+                last.failed_calls,
+                run_manifest(&last.run_id)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "last run: none");
+        }
+    }
+    let nightly_end = HourSlice::from_time(Utc::now() - plan.lag).start();
+    let nightly_start = watermark.or(plan.start.map(|s| HourSlice::from_time(s).start()));
+    for table in &plan.tables {
+        let coverage = Coverage::load(lake, *table).await?;
+        let slices = lake.list(&slice_records_dir(*table)).await?.len();
+        let _ = writeln!(out, "{table}: {slices} hours with data");
+        let ranges = coverage.ranges();
+        if ranges.is_empty() {
+            let _ = writeln!(out, "  done: nothing yet");
+        }
+        for (from, to) in ranges.iter().take(20) {
+            let _ = writeln!(out, "  done: {from} .. {to}");
+        }
+        if ranges.len() > 20 {
+            let _ = writeln!(out, "  done: … {} more ranges", ranges.len() - 20);
+        }
+        if let Some(start) = nightly_start {
+            let hours = HourSlice::covering(start, nightly_end);
+            let pending = coverage.missing(&hours);
+            if let (Some(first), Some(last)) = (pending.first(), pending.last()) {
+                let _ = writeln!(
+                    out,
+                    "  pending: {} hours between {} and {} (to now − lag)",
+                    pending.len(),
+                    first.start().to_rfc3339(),
+                    last.end().to_rfc3339()
+                );
+            } else {
+                let _ = writeln!(out, "  pending: nothing up to now − lag");
+            }
+        }
+    }
+    Ok(out)
+}
