@@ -21,6 +21,10 @@ pub struct Cli {
     /// Log level of voxlake's own lines (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
     pub log_level: String,
+    /// Pin the clock (RFC 3339): nightly windows, Telnyx's look-back and `status` use it
+    /// instead of now. For reproducible runs and tests.
+    #[arg(long, global = true, hide = true, value_name = "TIME")]
+    pub now: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -13,8 +13,8 @@ use crate::job::{JobConfig, JobPlan};
 use crate::run::{self, RunMode, RunOptions, RunReport};
 use crate::schema::{Schemas, Table, describe};
 use crate::simulator::{self, Faults, SimConfig};
-use crate::timefmt::parse_cli_time;
 use crate::status;
+use crate::timefmt::parse_cli_time;
 
 /// Runs the command; returns the exit code (errors are returned for `main` to print).
 pub async fn dispatch(cli: &Cli) -> Result<u8> {
@@ -30,8 +30,9 @@ pub async fn dispatch(cli: &Cli) -> Result<u8> {
         } => {
             let mode = run_mode(call_sids, leg_ids, session_ids, window)?;
             let plan = load_plan(job, output.as_deref())?;
-            check_mode_fits(&plan, &mode)?;
-            finish_run(cli, run::execute(plan, mode, run_options(cli)).await?)
+            let options = run_options(cli)?;
+            check_mode_fits(&plan, &mode, &options)?;
+            finish_run(cli, run::execute(plan, mode, options).await?)
         }
         Command::Backfill {
             job,
@@ -48,12 +49,13 @@ pub async fn dispatch(cli: &Cli) -> Result<u8> {
             };
             let plan = load_plan(job, output.as_deref())?;
             let mode = RunMode::Backfill { from, to };
-            check_mode_fits(&plan, &mode)?;
-            finish_run(cli, run::execute(plan, mode, run_options(cli)).await?)
+            let options = run_options(cli)?;
+            check_mode_fits(&plan, &mode, &options)?;
+            finish_run(cli, run::execute(plan, mode, options).await?)
         }
         Command::Status { job, output } => {
             let plan = load_plan(job, output.as_deref())?;
-            status::print(&plan).await
+            status::print(&plan, run_options(cli)?.now.unwrap_or_else(Utc::now)).await
         }
         Command::Demo { output, calls } => demo(cli, output, *calls).await,
         Command::Simulate(args) => simulate(args).await,
@@ -96,7 +98,11 @@ fn parse_window(window: &WindowArgs) -> Result<Option<(DateTime<Utc>, DateTime<U
 fn parse_ids(ids: &[String], flag: &str) -> Result<Vec<TelnyxId>> {
     let mut parsed = ids
         .iter()
-        .map(|id| id.trim().parse::<TelnyxId>().map_err(|e| Error::Input(format!("{flag}: {e}"))))
+        .map(|id| {
+            id.trim()
+                .parse::<TelnyxId>()
+                .map_err(|e| Error::Input(format!("{flag}: {e}")))
+        })
         .collect::<Result<Vec<_>>>()?;
     parsed.sort();
     parsed.dedup();
@@ -111,7 +117,11 @@ fn run_mode(
 ) -> Result<RunMode> {
     let mut calls = call_sids
         .iter()
-        .map(|s| s.trim().parse::<CallSid>().map_err(|e| Error::Input(format!("--call-sid: {e}"))))
+        .map(|s| {
+            s.trim()
+                .parse::<CallSid>()
+                .map_err(|e| Error::Input(format!("--call-sid: {e}")))
+        })
         .collect::<Result<Vec<_>>>()?;
     calls.sort();
     calls.dedup();
@@ -119,7 +129,8 @@ fn run_mode(
     let sessions = parse_ids(session_ids, "--session-id")?;
     match parse_window(window)? {
         Some(_) if !calls.is_empty() => Err(Error::Input(
-            "give either --call-sid or --from/--to, not both (a window finds its calls itself)".into(),
+            "give either --call-sid or --from/--to, not both (a window finds its calls itself)"
+                .into(),
         )),
         Some((from, to)) => Ok(RunMode::Window {
             from,
@@ -136,7 +147,7 @@ fn run_mode(
     }
 }
 
-fn check_mode_fits(plan: &JobPlan, mode: &RunMode) -> Result<()> {
+fn check_mode_fits(plan: &JobPlan, mode: &RunMode, options: &RunOptions) -> Result<()> {
     let twilio = plan.tables.iter().any(|t| t.is_per_call());
     let telnyx = plan.tables.contains(&Table::TelnyxCallEvents);
     if let RunMode::Ids {
@@ -158,24 +169,34 @@ fn check_mode_fits(plan: &JobPlan, mode: &RunMode) -> Result<()> {
     }
     let window = match mode {
         RunMode::Window {
-            from, legs, sessions, ..
+            from,
+            legs,
+            sessions,
+            ..
         } => Some((*from, !legs.is_empty() || !sessions.is_empty())),
         RunMode::Backfill { from, .. } => Some((*from, false)),
         _ => None,
     };
     if let Some((from, have_ids)) = window {
-        run::check_telnyx_lookback(plan, from, Utc::now(), have_ids)?;
+        let now = options.now.unwrap_or_else(Utc::now);
+        run::check_telnyx_lookback(plan, from, now, have_ids)?;
     }
     Ok(())
 }
 
-fn run_options(cli: &Cli) -> RunOptions {
+fn run_options(cli: &Cli) -> Result<RunOptions> {
     let args: Vec<String> = std::env::args().collect();
-    RunOptions {
+    let now = cli
+        .now
+        .as_deref()
+        .map(parse_cli_time)
+        .transpose()
+        .map_err(|e| Error::Input(format!("--now: {e}")))?;
+    Ok(RunOptions {
         progress: !cli.quiet && !cli.no_progress && std::io::stderr().is_terminal(),
         command: args.join(" "),
-        now: None,
-    }
+        now,
+    })
 }
 
 fn finish_run(cli: &Cli, report: RunReport) -> Result<u8> {
@@ -233,7 +254,7 @@ async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<u8> {
     };
     let options = RunOptions {
         now: Some(to),
-        ..run_options(cli)
+        ..run_options(cli)?
     };
     let report = run::execute(plan, mode, options).await;
     sim.shutdown().await;

@@ -92,7 +92,11 @@ impl Coverage {
 
     /// The hours of [from, to) not covered.
     pub fn missing(&self, hours: &[HourSlice]) -> Vec<HourSlice> {
-        hours.iter().copied().filter(|h| !self.contains(*h)).collect()
+        hours
+            .iter()
+            .copied()
+            .filter(|h| !self.contains(*h))
+            .collect()
     }
 
     /// The ranges, as RFC 3339 pairs.
@@ -169,7 +173,8 @@ impl CoverageSet {
     pub async fn load(lake: &Lake, tables: &[Table]) -> Result<CoverageSet> {
         let mut set = CoverageSet::default();
         for table in tables {
-            set.tables.insert(*table, Coverage::load(lake, *table).await?);
+            set.tables
+                .insert(*table, Coverage::load(lake, *table).await?);
         }
         Ok(set)
     }

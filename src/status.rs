@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 use crate::job::{JobPlan, Output};
@@ -13,32 +13,46 @@ use crate::sink::{HourSlice, Lake};
 use crate::state::{Coverage, JobState};
 
 /// Prints the status; exit code 0.
-pub async fn print(plan: &JobPlan) -> Result<u8> {
+pub async fn print(plan: &JobPlan, now: DateTime<Utc>) -> Result<u8> {
     if let Output::Local(path) = &plan.output
         && !path.exists()
     {
-        println!("job {}: nothing written yet ({} does not exist)", plan.name, path.display());
+        println!(
+            "job {}: nothing written yet ({} does not exist)",
+            plan.name,
+            path.display()
+        );
         return Ok(0);
     }
     let lake = Lake::open(&plan.output).await?;
-    let text = render(plan, &lake).await?;
+    let text = render(plan, &lake, now).await?;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(0)
 }
 
 /// The status as text.
-pub async fn render(plan: &JobPlan, lake: &Lake) -> Result<String> {
+pub async fn render(plan: &JobPlan, lake: &Lake, now: DateTime<Utc>) -> Result<String> {
     let state = JobState::load(lake, &plan.name).await?;
     let mut out = String::new();
     let _ = writeln!(out, "job {} → {}", plan.name, lake.shown());
     let watermark = state.watermark_time();
     match watermark {
         Some(w) => {
-            let _ = writeln!(out, "watermark: {} (the next nightly run starts here)", w.to_rfc3339());
+            let _ = writeln!(
+                out,
+                "watermark: {} (the next nightly run starts here)",
+                w.to_rfc3339()
+            );
         }
         None => {
-            let start = plan.start.map(|s| s.to_rfc3339()).unwrap_or_else(|| "not set".into());
-            let _ = writeln!(out, "watermark: none yet (the first nightly run starts at `start`: {start})");
+            let start = plan
+                .start
+                .map(|s| s.to_rfc3339())
+                .unwrap_or_else(|| "not set".into());
+            let _ = writeln!(
+                out,
+                "watermark: none yet (the first nightly run starts at `start`: {start})"
+            );
         }
     }
     match &state.last_run {
@@ -58,7 +72,7 @@ pub async fn render(plan: &JobPlan, lake: &Lake) -> Result<String> {
             let _ = writeln!(out, "last run: none");
         }
     }
-    let nightly_end = HourSlice::from_time(Utc::now() - plan.lag).start();
+    let nightly_end = HourSlice::from_time(now - plan.lag).start();
     let nightly_start = watermark.or(plan.start.map(|s| HourSlice::from_time(s).start()));
     for table in &plan.tables {
         let coverage = Coverage::load(lake, *table).await?;

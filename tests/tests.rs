@@ -9,3 +9,7 @@ mod http_client;
 mod jobs;
 mod per_call;
 mod secrets;
+mod state;
+mod summaries;
+mod telnyx;
+mod windows;

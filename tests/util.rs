@@ -75,21 +75,65 @@ impl World {
         self.dir.path().join("lake")
     }
 
-    /// Writes a job file pointing at the simulator; `extra` is appended TOML (sections).
+    /// Writes a job file pointing at the simulator; `extra` is TOML (top-level keys, then
+    /// `[twilio]`/`[telnyx]`/`[http]` sections) whose keys override the defaults here.
     pub fn job(&self, tables: &[&str], extra: &str) -> PathBuf {
         let base = self.base_url();
         let tables: Vec<String> = tables.iter().map(|t| format!("{t:?}")).collect();
-        let text = format!(
-            "name = \"test\"\noutput = {lake:?}\ntables = [{tables}]\n{top}\n\
-             [twilio]\ninsights_url = \"{base}\"\napi_url = \"{base}\"\nrequests_per_second = 1000\nconcurrency = 4\n{twilio}\n\
-             [telnyx]\napi_url = \"{base}\"\nrequests_per_second = 1000\n\n\
-             [http]\ntimeout_secs = 10\nbackoff_base_ms = 5\nbackoff_max_secs = 1\n{http}\n",
-            lake = self.lake().display().to_string(),
-            tables = tables.join(", "),
-            top = section(extra, ""),
-            twilio = section(extra, "twilio"),
-            http = section(extra, "http"),
-        );
+        let lake = format!("{:?}", self.lake().display().to_string());
+        let table_list = format!("[{}]", tables.join(", "));
+        let base_text = format!("\"{base}\"");
+        let sections: [(&str, Vec<(&str, &str)>); 4] = [
+            (
+                "",
+                vec![
+                    ("name", "\"test\""),
+                    ("output", &lake),
+                    ("tables", &table_list),
+                ],
+            ),
+            (
+                "twilio",
+                vec![
+                    ("insights_url", &base_text),
+                    ("api_url", &base_text),
+                    ("requests_per_second", "1000"),
+                    ("concurrency", "4"),
+                ],
+            ),
+            (
+                "telnyx",
+                vec![("api_url", &base_text), ("requests_per_second", "1000")],
+            ),
+            (
+                "http",
+                vec![
+                    ("timeout_secs", "10"),
+                    ("backoff_base_ms", "5"),
+                    ("backoff_max_secs", "1"),
+                ],
+            ),
+        ];
+        let mut text = String::new();
+        for (name, defaults) in sections {
+            let given = section(extra, name);
+            if !name.is_empty() {
+                text.push_str(&format!("[{name}]\n"));
+            }
+            for (key, value) in defaults {
+                let overridden = given
+                    .lines()
+                    .any(|l| l.split('=').next().map(str::trim) == Some(key));
+                if !overridden {
+                    text.push_str(&format!("{key} = {value}\n"));
+                }
+            }
+            text.push_str(&given);
+            text.push_str("\n\n");
+        }
+        for (name, body) in other_sections(extra) {
+            text.push_str(&format!("[{name}]\n{body}\n"));
+        }
         self.write_file("job.toml", &text)
     }
 
@@ -190,6 +234,27 @@ fn section(extra: &str, name: &str) -> String {
         }
     }
     out.join("\n")
+}
+
+/// Sections of `extra` other than the ones `job` writes itself.
+fn other_sections(extra: &str) -> Vec<(String, String)> {
+    let mut names: Vec<String> = Vec::new();
+    for line in extra.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') && trimmed.ends_with(']') {
+            let name = trimmed.trim_matches(|c| c == '[' || c == ']').to_string();
+            if !["twilio", "telnyx", "http"].contains(&name.as_str()) && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let body = section(extra, &n);
+            (n, body)
+        })
+        .collect()
 }
 
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -315,3 +380,45 @@ pub fn sim_config(calls: usize) -> SimConfig {
 }
 
 pub const PER_CALL_TABLES: [&str; 3] = ["insights_events", "insights_metrics", "call_events"];
+
+/// Parses RFC 3339 (test inputs).
+pub fn t(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|_| panic!("bad time {text}"))
+        .with_timezone(&Utc)
+}
+
+impl World {
+    /// SIDs of the model's calls that started in [from, to).
+    pub fn calls_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<String> {
+        self.sim()
+            .model()
+            .calls()
+            .iter()
+            .filter(|c| c.start_time >= from && c.start_time < to)
+            .map(|c| c.sid.clone())
+            .collect()
+    }
+
+    /// Requests the simulator received about each call.
+    pub fn requests_by_call(&self) -> BTreeMap<String, u64> {
+        self.stats().requests_by_call
+    }
+
+    /// Distinct call SIDs landed in a table.
+    pub fn landed_calls(&self, table: &str) -> Vec<String> {
+        let rows = duckdb(&format!(
+            "SELECT DISTINCT call_sid FROM {} ORDER BY 1",
+            self.table(table)
+        ));
+        rows.into_iter()
+            .map(|r| r[0].as_str().expect("sid").to_string())
+            .collect()
+    }
+}
+
+/// Sorted copy.
+pub fn sorted(mut items: Vec<String>) -> Vec<String> {
+    items.sort();
+    items
+}

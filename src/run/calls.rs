@@ -115,10 +115,12 @@ async fn fetch_table(
                     call_sid: Some(call.sid.as_str()),
                     account_sid: None,
                 };
-                flattener.push_record(summary.as_bytes(), &ctx).map_err(|e| CallError {
-                    reason: format!("call_summaries: {e}"),
-                    fatal: false,
-                })?;
+                flattener
+                    .push_record(summary.as_bytes(), &ctx)
+                    .map_err(|e| CallError {
+                        reason: format!("call_summaries: {e}"),
+                        fatal: false,
+                    })?;
                 total.rows = 1;
             }
             None => {

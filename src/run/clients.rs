@@ -19,7 +19,14 @@ pub(crate) struct Clients {
     credentials: Option<Credentials>,
 }
 
-fn client(plan: &JobPlan, api: Api, base: &Url, auth: &Auth, rate: u32, concurrency: usize) -> Result<ApiClient> {
+fn client(
+    plan: &JobPlan,
+    api: Api,
+    base: &Url,
+    auth: &Auth,
+    rate: u32,
+    concurrency: usize,
+) -> Result<ApiClient> {
     ApiClient::new(ApiConfig {
         api,
         base_url: base.clone(),
@@ -47,8 +54,22 @@ impl Clients {
         let twilio = &plan.twilio;
         let (insights, rest) = match &credentials {
             Some(c) => (
-                Some(client(plan, Api::TwilioInsights, &twilio.insights_url, &c.auth, twilio.requests_per_second, twilio.concurrency)?),
-                Some(client(plan, Api::TwilioRest, &twilio.api_url, &c.auth, twilio.requests_per_second, twilio.concurrency)?),
+                Some(client(
+                    plan,
+                    Api::TwilioInsights,
+                    &twilio.insights_url,
+                    &c.auth,
+                    twilio.requests_per_second,
+                    twilio.concurrency,
+                )?),
+                Some(client(
+                    plan,
+                    Api::TwilioRest,
+                    &twilio.api_url,
+                    &c.auth,
+                    twilio.requests_per_second,
+                    twilio.concurrency,
+                )?),
             ),
             None => (None, None),
         };
@@ -73,12 +94,16 @@ impl Clients {
 
     /// Voice Insights.
     pub(crate) fn insights(&self) -> Result<&ApiClient, CallError> {
-        self.insights.as_ref().ok_or_else(|| missing("Twilio Insights client"))
+        self.insights
+            .as_ref()
+            .ok_or_else(|| missing("Twilio Insights client"))
     }
 
     /// Twilio REST.
     pub(crate) fn rest(&self) -> Result<&ApiClient, CallError> {
-        self.rest.as_ref().ok_or_else(|| missing("Twilio REST client"))
+        self.rest
+            .as_ref()
+            .ok_or_else(|| missing("Twilio REST client"))
     }
 
     /// Telnyx.
@@ -88,7 +113,9 @@ impl Clients {
 
     /// Twilio credentials (the account of the REST paths).
     pub(crate) fn credentials(&self) -> Result<&Credentials, CallError> {
-        self.credentials.as_ref().ok_or_else(|| missing("Twilio credentials"))
+        self.credentials
+            .as_ref()
+            .ok_or_else(|| missing("Twilio credentials"))
     }
 
     /// Counters per API.

@@ -91,7 +91,10 @@ impl SliceBuild {
         for (day, part) in parts {
             files.write(day, &part).await?;
         }
-        self.units.entry(table).or_default().insert(unit.to_string());
+        self.units
+            .entry(table)
+            .or_default()
+            .insert(unit.to_string());
         Ok(())
     }
 
@@ -131,7 +134,10 @@ fn new_files(shared: &Shared, table: Table, slice: HourSlice) -> SliceFiles {
 }
 
 fn distinct(batch: &RecordBatch, column: &str) -> BTreeSet<String> {
-    let Some(values) = batch.column_by_name(column).and_then(|c| c.as_string_opt::<i32>()) else {
+    let Some(values) = batch
+        .column_by_name(column)
+        .and_then(|c| c.as_string_opt::<i32>())
+    else {
         return BTreeSet::new();
     };
     values.iter().flatten().map(str::to_string).collect()
@@ -172,14 +178,23 @@ pub(crate) async fn commit_slice(shared: &Shared, mut build: SliceBuild) -> Resu
         let finals: Vec<String> = staged.iter().map(|f| f.final_path.clone()).collect();
         let delete = old
             .as_ref()
-            .map(|o| o.files.iter().filter(|f| !finals.contains(f)).cloned().collect())
+            .map(|o| {
+                o.files
+                    .iter()
+                    .filter(|f| !finals.contains(f))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let complete = build.mark_done || old.as_ref().is_some_and(|o| o.complete);
         files_written.extend(finals.iter().cloned());
         total_rows += rows;
         tables.push(TableCommit {
             table: table.name().to_string(),
-            publish: staged.into_iter().map(|f| (f.staged, f.final_path)).collect(),
+            publish: staged
+                .into_iter()
+                .map(|f| (f.staged, f.final_path))
+                .collect(),
             delete,
             record: SliceRecord {
                 version: 1,
@@ -208,7 +223,9 @@ pub(crate) async fn commit_slice(shared: &Shared, mut build: SliceBuild) -> Resu
         }
     }
     if build.mark_done {
-        shared.mark_done(&build.tables, build.slice, !files_written.is_empty()).await?;
+        shared
+            .mark_done(&build.tables, build.slice, !files_written.is_empty())
+            .await?;
     }
     Ok(Committed {
         files: files_written,
@@ -235,11 +252,14 @@ async fn copy_old_rows(
             tracing::warn!(file = %path, "a file of the slice record is missing; its rows are gone");
             continue;
         };
-        let day = day_of_path(path).ok_or_else(|| Error::Run(format!("{path}: no date= in the path")))?;
+        let day =
+            day_of_path(path).ok_or_else(|| Error::Run(format!("{path}: no date= in the path")))?;
         for batch in read_parquet(path, bytes)? {
-            let batch = align(&batch, &schema.arrow).map_err(|e| Error::Run(format!("{path}: {e}")))?;
+            let batch =
+                align(&batch, &schema.arrow).map_err(|e| Error::Run(format!("{path}: {e}")))?;
             let partition = schema.partition_column;
-            let kept = keep_rows(&batch, replace, partition).map_err(|e| Error::Run(format!("{path}: {e}")))?;
+            let kept = keep_rows(&batch, replace, partition)
+                .map_err(|e| Error::Run(format!("{path}: {e}")))?;
             kept_units.extend(distinct(&kept, table.unit_column()));
             if kept.num_rows() > 0 {
                 files.write(day, &kept).await?;
@@ -262,7 +282,11 @@ fn read_parquet(path: &str, bytes: Bytes) -> Result<Vec<RecordBatch>> {
 }
 
 /// The rows `replace` does not replace.
-fn keep_rows(batch: &RecordBatch, replace: &Replace, partition: usize) -> std::result::Result<RecordBatch, String> {
+fn keep_rows(
+    batch: &RecordBatch,
+    replace: &Replace,
+    partition: usize,
+) -> std::result::Result<RecordBatch, String> {
     let Replace::Matching { keys, time } = replace else {
         return Ok(batch.slice(0, 0));
     };
@@ -300,7 +324,8 @@ fn keep_rows(batch: &RecordBatch, replace: &Replace, partition: usize) -> std::r
 /// null. A column that changed type or disappeared is refused rather than dropped.
 fn align(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, String> {
     if batch.schema().fields() == schema.fields() {
-        return RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec()).map_err(|e| e.to_string());
+        return RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())
+            .map_err(|e| e.to_string());
     }
     for field in batch.schema().fields() {
         if schema.field_with_name(field.name()).is_err() {

@@ -182,10 +182,20 @@ impl RunReport {
             .unwrap_or_default();
         let mut out = format!(
             "voxlake {} {}{window} (run {}): {} in {:.1}s; {} done, {} failed of {}\n",
-            self.mode, self.job, self.run_id, self.outcome, self.duration_secs, self.calls.1, self.calls.2, self.calls.0
+            self.mode,
+            self.job,
+            self.run_id,
+            self.outcome,
+            self.duration_secs,
+            self.calls.1,
+            self.calls.2,
+            self.calls.0
         );
         for (table, counts) in &self.tables {
-            out.push_str(&format!("  {table}: {} rows, {} pages\n", counts.rows, counts.pages));
+            out.push_str(&format!(
+                "  {table}: {} rows, {} pages\n",
+                counts.rows, counts.pages
+            ));
         }
         for (api, counts) in &self.http {
             out.push_str(&format!(
@@ -264,7 +274,12 @@ impl Shared {
     }
 
     /// Marks an hour done for these tables and saves their coverage.
-    pub(crate) async fn mark_done(&self, tables: &[Table], slice: HourSlice, _had_rows: bool) -> Result<()> {
+    pub(crate) async fn mark_done(
+        &self,
+        tables: &[Table],
+        slice: HourSlice,
+        _had_rows: bool,
+    ) -> Result<()> {
         let mut coverage = self.coverage.lock().await;
         for table in tables {
             let entry = coverage.tables.entry(*table).or_default();
@@ -281,7 +296,10 @@ fn new_run_id(started: DateTime<Utc>) -> String {
     format!("{}-{suffix:06x}", started.format("%Y%m%dT%H%M%SZ"))
 }
 
-async fn list_records(lake: &Lake, tables: &[Table]) -> Result<BTreeMap<Table, BTreeSet<HourSlice>>> {
+async fn list_records(
+    lake: &Lake,
+    tables: &[Table],
+) -> Result<BTreeMap<Table, BTreeSet<HourSlice>>> {
     let mut records = BTreeMap::new();
     for table in tables {
         let hours = lake
@@ -339,7 +357,10 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
     }
     let recovered = sink_commit::recover(&lake).await?;
     if recovered > 0 {
-        tracing::info!(journals = recovered, "finished commits an earlier run left half done");
+        tracing::info!(
+            journals = recovered,
+            "finished commits an earlier run left half done"
+        );
     }
     let records = list_records(&lake, &plan.tables).await?;
     let coverage = CoverageSet::load(&lake, &plan.tables).await?;
@@ -359,13 +380,21 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
         coverage: tokio::sync::Mutex::new(coverage),
         records: Mutex::new(records),
     });
-    let http_stats: Vec<Arc<HttpStats>> = shared.clients.stats().into_iter().map(|(_, s)| s).collect();
+    let http_stats: Vec<Arc<HttpStats>> =
+        shared.clients.stats().into_iter().map(|(_, s)| s).collect();
     let progress = Progress::start(options.progress, Arc::clone(&shared.stats), http_stats);
     tracing::info!(run_id = %shared.run_id, job = %shared.plan.name, mode = mode.name(),
         output = %shared.lake.shown(), "run started");
     let result = match (&mode, window) {
         (_, Some((from, to))) if from >= to => Ok(Outcome::default()),
-        (RunMode::Ids { calls, legs, sessions }, _) => run_ids(&shared, calls, legs, sessions).await,
+        (
+            RunMode::Ids {
+                calls,
+                legs,
+                sessions,
+            },
+            _,
+        ) => run_ids(&shared, calls, legs, sessions).await,
         (RunMode::Window { legs, sessions, .. }, Some((from, to))) => {
             run_window(&shared, from, to, false, legs, sessions).await
         }
@@ -378,7 +407,9 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
     let nothing_new = window.is_some_and(|(from, to)| from >= to);
     match result {
         Ok(outcome) => {
-            if matches!(mode, RunMode::Nightly) && let Some((from, to)) = window {
+            if matches!(mode, RunMode::Nightly)
+                && let Some((from, to)) = window
+            {
                 let watermark = advance_watermark(&shared, from, to, &outcome).await;
                 job_state.watermark = Some(watermark.to_rfc3339());
                 report.watermark = job_state.watermark.clone();
@@ -413,11 +444,17 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
     if let Err(e) = job_state.save(&shared.lake).await {
         tracing::warn!(error = %e, "could not save the job's state");
     }
-    if let Err(e) = shared.lake.put_json(&run_manifest(&report.run_id), &report).await {
+    if let Err(e) = shared
+        .lake
+        .put_json(&run_manifest(&report.run_id), &report)
+        .await
+    {
         tracing::warn!(error = %e, "could not write the run manifest");
     }
     match report.error.clone() {
-        Some(error) if report.slices_committed.is_empty() && report.failed_calls.is_empty() => Err(Error::Run(error)),
+        Some(error) if report.slices_committed.is_empty() && report.failed_calls.is_empty() => {
+            Err(Error::Run(error))
+        }
         _ => Ok(report),
     }
 }
@@ -452,7 +489,12 @@ fn resolve_window(
 }
 
 /// The new watermark: the first hour of the window some table did not commit whole, or the end.
-async fn advance_watermark(shared: &Shared, from: DateTime<Utc>, to: DateTime<Utc>, outcome: &Outcome) -> DateTime<Utc> {
+async fn advance_watermark(
+    shared: &Shared,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    outcome: &Outcome,
+) -> DateTime<Utc> {
     let coverage = shared.coverage.lock().await;
     let tables = &shared.plan.tables;
     HourSlice::covering(from, to)
@@ -462,13 +504,24 @@ async fn advance_watermark(shared: &Shared, from: DateTime<Utc>, to: DateTime<Ut
         .unwrap_or(to)
 }
 
-async fn run_ids(shared: &Arc<Shared>, calls: &[CallSid], legs: &[TelnyxId], sessions: &[TelnyxId]) -> Result<Outcome> {
+async fn run_ids(
+    shared: &Arc<Shared>,
+    calls: &[CallSid],
+    legs: &[TelnyxId],
+    sessions: &[TelnyxId],
+) -> Result<Outcome> {
     let mut outcome = Outcome::default();
     if !calls.is_empty() {
         let (tx, rx) = mpsc::channel(4);
-        let producer = tokio::spawn(twilio::produce_calls(Arc::clone(shared), calls.to_vec(), tx));
+        let producer = tokio::spawn(twilio::produce_calls(
+            Arc::clone(shared),
+            calls.to_vec(),
+            tx,
+        ));
         let mut pipeline = twilio::run_hours(Arc::clone(shared), rx).await?;
-        let failed = producer.await.map_err(|e| Error::Run(format!("resolving calls stopped: {e}")))??;
+        let failed = producer
+            .await
+            .map_err(|e| Error::Run(format!("resolving calls stopped: {e}")))??;
         pipeline.failed.splice(0..0, failed);
         outcome.absorb(pipeline);
     }
@@ -489,9 +542,17 @@ async fn run_window(
     let mut outcome = Outcome::default();
     if !twilio::tables(shared).is_empty() {
         let (tx, rx) = mpsc::channel(4);
-        let producer = tokio::spawn(twilio::produce_window(Arc::clone(shared), from, to, skip_done, tx));
+        let producer = tokio::spawn(twilio::produce_window(
+            Arc::clone(shared),
+            from,
+            to,
+            skip_done,
+            tx,
+        ));
         let pipeline = twilio::run_hours(Arc::clone(shared), rx).await;
-        let produced = producer.await.map_err(|e| Error::Run(format!("discovery stopped: {e}")))?;
+        let produced = producer
+            .await
+            .map_err(|e| Error::Run(format!("discovery stopped: {e}")))?;
         outcome.absorb(pipeline?);
         if let Err(e) = produced {
             outcome.failed.push(FailedCall {
@@ -548,7 +609,12 @@ fn report_of(
         duration_secs: clock.elapsed().as_secs_f64(),
         outcome: String::new(),
         error: None,
-        tables: shared.stats.tables().into_iter().map(|(t, c)| (t.name().to_string(), c)).collect(),
+        tables: shared
+            .stats
+            .tables()
+            .into_iter()
+            .map(|(t, c)| (t.name().to_string(), c))
+            .collect(),
         http,
         calls: (
             RunStats::get(&shared.stats.calls_total),

@@ -26,7 +26,11 @@ const TABLE: Table = Table::TelnyxCallEvents;
 
 /// Rows of a batch by hour of their `event_timestamp`; rows outside [from, to) are dropped.
 /// A row without a time goes with the row before it (events are ordered by time).
-fn rows_by_hour(batch: &RecordBatch, partition: usize, window: Option<(i64, i64)>) -> Result<Vec<(HourSlice, RecordBatch)>> {
+fn rows_by_hour(
+    batch: &RecordBatch,
+    partition: usize,
+    window: Option<(i64, i64)>,
+) -> Result<Vec<(HourSlice, RecordBatch)>> {
     let times = batch
         .column(partition)
         .as_primitive_opt::<TimestampMicrosecondType>()
@@ -34,14 +38,19 @@ fn rows_by_hour(batch: &RecordBatch, partition: usize, window: Option<(i64, i64)
     let mut groups: BTreeMap<HourSlice, Vec<u32>> = BTreeMap::new();
     let mut last: Option<i64> = window.map(|(from, _)| from);
     for (i, time) in times.iter().enumerate() {
-        let Some(micros) = time.or(last) else { continue };
+        let Some(micros) = time.or(last) else {
+            continue;
+        };
         last = Some(micros);
         if let Some((from, to)) = window
             && !(from..to).contains(&micros)
         {
             continue;
         }
-        groups.entry(HourSlice::from_micros(micros)).or_default().push(i as u32);
+        groups
+            .entry(HourSlice::from_micros(micros))
+            .or_default()
+            .push(i as u32);
     }
     groups
         .into_iter()
@@ -60,12 +69,23 @@ fn replace_for(hour: HourSlice, from: DateTime<Utc>, to: DateTime<Utc>) -> (Repl
     }
     let start = hour.start().max(from).timestamp_micros();
     let end = hour.end().min(to).timestamp_micros();
-    (Replace::Matching { keys: Vec::new(), time: Some((start, end)) }, false)
+    (
+        Replace::Matching {
+            keys: Vec::new(),
+            time: Some((start, end)),
+        },
+        false,
+    )
 }
 
 /// A window [from, to): the hours to do (all, or those not yet done for a backfill), fetched
 /// as contiguous ranges so that done hours are never listed again.
-pub(crate) async fn run_window(shared: &Arc<Shared>, from: DateTime<Utc>, to: DateTime<Utc>, skip_done: bool) -> Result<Outcome> {
+pub(crate) async fn run_window(
+    shared: &Arc<Shared>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    skip_done: bool,
+) -> Result<Outcome> {
     let mut todo = HourSlice::covering(from, to);
     if skip_done {
         let coverage = shared.coverage.lock().await;
@@ -87,7 +107,9 @@ pub(crate) async fn run_window(shared: &Arc<Shared>, from: DateTime<Utc>, to: Da
                 slice: None,
                 reason,
             });
-            outcome.undone.extend(HourSlice::covering(range_from, range_to));
+            outcome
+                .undone
+                .extend(HourSlice::covering(range_from, range_to));
         }
     }
     Ok(outcome)
@@ -118,42 +140,88 @@ async fn run_range(
         let classified = super::calls::CallError::from(e);
         (Error::Run(classified.reason), !classified.fatal)
     };
-    let client = shared.clients.telnyx().map_err(|e| (Error::Run(e.reason), false))?;
+    let client = shared
+        .clients
+        .telnyx()
+        .map_err(|e| (Error::Run(e.reason), false))?;
     let schema = shared.schemas.get(TABLE);
     let window = (range_from.timestamp_micros(), range_to.timestamp_micros());
-    let filter = Filter { occurred_from: Some(range_from), ..Filter::default() };
-    let mut pager = Pager::new(client, &filter, shared.plan.telnyx.page_size, Some(window.1))
-        .map_err(range_error)?;
+    let filter = Filter {
+        occurred_from: Some(range_from),
+        ..Filter::default()
+    };
+    let mut pager = Pager::new(
+        client,
+        &filter,
+        shared.plan.telnyx.page_size,
+        Some(window.1),
+    )
+    .map_err(range_error)?;
     let mut open: BTreeMap<HourSlice, SliceBuild> = BTreeMap::new();
     let mut next_hour = HourSlice::from_time(range_from);
     let last_hour = HourSlice::from_micros(window.1 - 1);
     loop {
         let mut flattener = Flattener::new(Arc::clone(&schema));
-        let page = pager.next_page(client, &mut flattener).await.map_err(range_error)?;
+        let page = pager
+            .next_page(client, &mut flattener)
+            .await
+            .map_err(range_error)?;
         let Some(page) = page else { break };
-        shared.drift.report(TABLE, flattener.take_new_unknown_paths());
-        let batch = flattener.finish(&shared.lineage).map_err(|e| (Error::Run(e.to_string()), true))?;
+        shared
+            .drift
+            .report(TABLE, flattener.take_new_unknown_paths());
+        let batch = flattener
+            .finish(&shared.lineage)
+            .map_err(|e| (Error::Run(e.to_string()), true))?;
         let rows = batch.as_ref().map_or(0, |b| b.num_rows()) as u64;
         shared.stats.add(TABLE, rows, 1);
         let Some(batch) = batch else { continue };
-        for (hour, part) in rows_by_hour(&batch, schema.partition_column, Some(window)).map_err(run_error)? {
+        for (hour, part) in
+            rows_by_hour(&batch, schema.partition_column, Some(window)).map_err(run_error)?
+        {
             let build = open.entry(hour).or_insert_with(|| {
                 let (replace, whole) = replace_for(hour, window_from, window_to);
                 SliceBuild::new(hour, "telnyx", vec![TABLE], replace, whole)
             });
-            build.add_rows(shared, TABLE, &part, micros_to_day(hour.start().timestamp_micros())).await.map_err(run_error)?;
+            build
+                .add_rows(
+                    shared,
+                    TABLE,
+                    &part,
+                    micros_to_day(hour.start().timestamp_micros()),
+                )
+                .await
+                .map_err(run_error)?;
         }
         // Events come in time order: hours before the page's last event are complete.
         if let Some(last) = page.last_partition_micros {
             let current = HourSlice::from_micros(last).min(last_hour.next());
             while next_hour < current {
-                commit_hour(shared, next_hour, &mut open, window_from, window_to, outcome).await.map_err(run_error)?;
+                commit_hour(
+                    shared,
+                    next_hour,
+                    &mut open,
+                    window_from,
+                    window_to,
+                    outcome,
+                )
+                .await
+                .map_err(run_error)?;
                 next_hour = next_hour.next();
             }
         }
     }
     while next_hour <= last_hour {
-        commit_hour(shared, next_hour, &mut open, window_from, window_to, outcome).await.map_err(run_error)?;
+        commit_hour(
+            shared,
+            next_hour,
+            &mut open,
+            window_from,
+            window_to,
+            outcome,
+        )
+        .await
+        .map_err(run_error)?;
         next_hour = next_hour.next();
     }
     Ok(())
@@ -213,14 +281,23 @@ pub(crate) async fn run_ids(
         match result {
             Ok(batch) => {
                 RunStats::bump(&shared.stats.calls_done, 1);
-                if kind == "leg" { legs_ok.insert(id.to_string()) } else { sessions_ok.insert(id.to_string()) };
+                if kind == "leg" {
+                    legs_ok.insert(id.to_string())
+                } else {
+                    sessions_ok.insert(id.to_string())
+                };
                 batches.extend(batch);
             }
             Err(e) if e.1 => return Err(Error::Run(e.0)),
             Err(e) => {
                 RunStats::bump(&shared.stats.calls_failed, 1);
                 tracing::warn!(id = %id, kind, error = %e.0, "Telnyx {kind} failed");
-                outcome.failed.push(FailedCall { id: id.to_string(), kind: kind.into(), slice: None, reason: e.0 });
+                outcome.failed.push(FailedCall {
+                    id: id.to_string(),
+                    kind: kind.into(),
+                    slice: None,
+                    reason: e.0,
+                });
             }
         }
     }
@@ -231,10 +308,20 @@ pub(crate) async fn run_ids(
     for batch in batches {
         for (hour, part) in rows_by_hour(&batch, schema.partition_column, time)? {
             let build = builds.entry(hour).or_insert_with(|| {
-                let replace = Replace::Matching { keys: keys.clone(), time };
+                let replace = Replace::Matching {
+                    keys: keys.clone(),
+                    time,
+                };
                 SliceBuild::new(hour, "telnyx", vec![TABLE], replace, false)
             });
-            build.add_rows(shared, TABLE, &part, micros_to_day(hour.start().timestamp_micros())).await?;
+            build
+                .add_rows(
+                    shared,
+                    TABLE,
+                    &part,
+                    micros_to_day(hour.start().timestamp_micros()),
+                )
+                .await?;
         }
     }
     let hours: BTreeSet<HourSlice> = builds.keys().copied().collect();
@@ -262,7 +349,8 @@ async fn fetch_unit(
         session: (kind == "session").then(|| id.clone()),
     };
     let stop = window.map(|w| w.1.timestamp_micros());
-    let mut pager = Pager::new(client, &filter, shared.plan.telnyx.page_size, stop).map_err(|e| (e.to_string(), true))?;
+    let mut pager = Pager::new(client, &filter, shared.plan.telnyx.page_size, stop)
+        .map_err(|e| (e.to_string(), true))?;
     let mut flattener = Flattener::new(shared.schemas.get(TABLE));
     let mut pages = 0;
     while pager
@@ -276,7 +364,11 @@ async fn fetch_unit(
     {
         pages += 1;
     }
-    shared.drift.report(TABLE, flattener.take_new_unknown_paths());
+    shared
+        .drift
+        .report(TABLE, flattener.take_new_unknown_paths());
     shared.stats.add(TABLE, flattener.rows() as u64, pages);
-    flattener.finish(&shared.lineage).map_err(|e| (e.to_string(), false))
+    flattener
+        .finish(&shared.lineage)
+        .map_err(|e| (e.to_string(), false))
 }

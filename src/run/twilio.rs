@@ -41,20 +41,35 @@ struct OpenHour {
 
 /// The Twilio per-call tables of the job.
 pub(crate) fn tables(shared: &Shared) -> Vec<Table> {
-    shared.plan.tables.iter().copied().filter(|t| t.is_per_call()).collect()
+    shared
+        .plan
+        .tables
+        .iter()
+        .copied()
+        .filter(|t| t.is_per_call())
+        .collect()
 }
 
 /// Fetches and commits the hours `work` yields, calls concurrently across hours.
-pub(crate) async fn run_hours(shared: Arc<Shared>, mut work: mpsc::Receiver<HourWork>) -> Result<Outcome> {
+pub(crate) async fn run_hours(
+    shared: Arc<Shared>,
+    mut work: mpsc::Receiver<HourWork>,
+) -> Result<Outcome> {
     let concurrency = shared.plan.twilio.concurrency;
     let mut outcome = Outcome::default();
     let mut open: BTreeMap<HourSlice, OpenHour> = BTreeMap::new();
     let mut queue: VecDeque<(HourSlice, CallInfo)> = VecDeque::new();
-    let mut tasks: JoinSet<(HourSlice, CallInfo, std::result::Result<CallData, CallError>)> = JoinSet::new();
+    let mut tasks: JoinSet<(
+        HourSlice,
+        CallInfo,
+        std::result::Result<CallData, CallError>,
+    )> = JoinSet::new();
     let mut work_open = true;
     loop {
         while tasks.len() < concurrency {
-            let Some((slice, call)) = queue.pop_front() else { break };
+            let Some((slice, call)) = queue.pop_front() else {
+                break;
+            };
             let shared = Arc::clone(&shared);
             tasks.spawn(async move {
                 let result = fetch_call(&shared, &call).await;
@@ -89,7 +104,13 @@ async fn accept(
     outcome: &mut Outcome,
 ) -> Result<()> {
     let entry = OpenHour {
-        build: SliceBuild::new(hour.slice, "twilio", tables(shared), Replace::All, hour.whole),
+        build: SliceBuild::new(
+            hour.slice,
+            "twilio",
+            tables(shared),
+            Replace::All,
+            hour.whole,
+        ),
         whole: hour.whole,
         remaining: hour.calls.len(),
         ok: HashSet::new(),
@@ -118,7 +139,10 @@ async fn finish_call(
         Ok(data) => {
             let fallback_day = micros_to_day(call.anchor_micros);
             for (table, batch) in &data.batches {
-                entry.build.add(shared, *table, call.sid.as_str(), batch, fallback_day).await?;
+                entry
+                    .build
+                    .add(shared, *table, call.sid.as_str(), batch, fallback_day)
+                    .await?;
             }
             entry.ok.insert(call.sid.to_string());
             RunStats::bump(&shared.stats.calls_done, 1);
@@ -127,11 +151,17 @@ async fn finish_call(
         Err(e) => {
             tracing::warn!(call_sid = %call.sid, slice = %slice, error = %e.reason, "call failed");
             RunStats::bump(&shared.stats.calls_failed, 1);
-            entry.failed.push(FailedCall::call(call.sid.as_str(), Some(slice), e.reason));
+            entry
+                .failed
+                .push(FailedCall::call(call.sid.as_str(), Some(slice), e.reason));
         }
     }
     entry.remaining -= 1;
-    Ok(if entry.remaining == 0 { open.remove(&slice) } else { None })
+    Ok(if entry.remaining == 0 {
+        open.remove(&slice)
+    } else {
+        None
+    })
 }
 
 async fn commit_hour(shared: &Shared, mut hour: OpenHour, outcome: &mut Outcome) -> Result<()> {
@@ -170,7 +200,11 @@ pub(crate) async fn produce_calls(
 ) -> Result<Vec<FailedCall>> {
     RunStats::bump(&shared.stats.calls_total, sids.len() as u64);
     let client = shared.clients.rest().map_err(|e| Error::Run(e.reason))?;
-    let account = &shared.clients.credentials().map_err(|e| Error::Run(e.reason))?.account_sid;
+    let account = &shared
+        .clients
+        .credentials()
+        .map_err(|e| Error::Run(e.reason))?
+        .account_sid;
     let results: Vec<_> = futures::stream::iter(sids)
         .map(|sid| async move {
             let result = twilio_rest::fetch_call(client, account, &sid).await;
@@ -183,7 +217,10 @@ pub(crate) async fn produce_calls(
     let mut failed = Vec::new();
     for (sid, result) in results {
         match result.map_err(CallError::from) {
-            Ok(info) => by_hour.entry(HourSlice::from_micros(info.anchor_micros)).or_default().push(info),
+            Ok(info) => by_hour
+                .entry(HourSlice::from_micros(info.anchor_micros))
+                .or_default()
+                .push(info),
             Err(e) if e.fatal => return Err(Error::Run(e.reason)),
             Err(e) => {
                 tracing::warn!(call_sid = %sid, error = %e.reason, "call failed");
@@ -193,7 +230,11 @@ pub(crate) async fn produce_calls(
         }
     }
     for (slice, calls) in by_hour {
-        let hour = HourWork { slice, calls, whole: false };
+        let hour = HourWork {
+            slice,
+            calls,
+            whole: false,
+        };
         if tx.send(hour).await.is_err() {
             break;
         }
@@ -217,7 +258,11 @@ pub(crate) async fn produce_window(
     for chunk in hours.chunks(shared.plan.slice_hours.max(1) as usize) {
         let todo: Vec<HourSlice> = if skip_done {
             let coverage = shared.coverage.lock().await;
-            chunk.iter().copied().filter(|h| !coverage.all_of(&tables, *h)).collect()
+            chunk
+                .iter()
+                .copied()
+                .filter(|h| !coverage.all_of(&tables, *h))
+                .collect()
         } else {
             chunk.to_vec()
         };
@@ -228,8 +273,15 @@ pub(crate) async fn produce_window(
         let chunk_from = first.start().max(from);
         let chunk_to = last.end().min(to);
         let calls = directory.calls(&shared, chunk_from, chunk_to).await?;
-        RunStats::bump(&shared.stats.calls_total, calls.iter().filter(|c| todo.contains(&HourSlice::from_micros(c.anchor_micros))).count() as u64);
-        let mut by_hour: BTreeMap<HourSlice, Vec<CallInfo>> = todo.iter().map(|h| (*h, Vec::new())).collect();
+        RunStats::bump(
+            &shared.stats.calls_total,
+            calls
+                .iter()
+                .filter(|c| todo.contains(&HourSlice::from_micros(c.anchor_micros)))
+                .count() as u64,
+        );
+        let mut by_hour: BTreeMap<HourSlice, Vec<CallInfo>> =
+            todo.iter().map(|h| (*h, Vec::new())).collect();
         for call in calls {
             if let Some(bucket) = by_hour.get_mut(&HourSlice::from_micros(call.anchor_micros)) {
                 bucket.push(call);
@@ -237,7 +289,15 @@ pub(crate) async fn produce_window(
         }
         for (slice, calls) in by_hour {
             let whole = slice.start() >= from && slice.end() <= to;
-            if tx.send(HourWork { slice, calls, whole }).await.is_err() {
+            if tx
+                .send(HourWork {
+                    slice,
+                    calls,
+                    whole,
+                })
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
         }
@@ -253,18 +313,35 @@ struct CallDirectory {
 }
 
 impl CallDirectory {
-    async fn calls(&mut self, shared: &Shared, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<CallInfo>> {
+    async fn calls(
+        &mut self,
+        shared: &Shared,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<CallInfo>> {
         let discovery_error = |e: crate::sources::SourceError| {
             Error::Run(format!("discovering the calls from {from} to {to}: {e}"))
         };
         if shared.plan.discovery == Discovery::Summaries {
-            let client = shared.clients.insights().map_err(|e| Error::Run(e.reason))?;
-            return twilio_insights::discover_summaries(client, from, to, shared.plan.twilio.page_size)
-                .await
-                .map_err(discovery_error);
+            let client = shared
+                .clients
+                .insights()
+                .map_err(|e| Error::Run(e.reason))?;
+            return twilio_insights::discover_summaries(
+                client,
+                from,
+                to,
+                shared.plan.twilio.page_size,
+            )
+            .await
+            .map_err(discovery_error);
         }
         let client = shared.clients.rest().map_err(|e| Error::Run(e.reason))?;
-        let account = &shared.clients.credentials().map_err(|e| Error::Run(e.reason))?.account_sid;
+        let account = &shared
+            .clients
+            .credentials()
+            .map_err(|e| Error::Run(e.reason))?
+            .account_sid;
         let range = from.timestamp_micros()..to.timestamp_micros();
         let mut calls = Vec::new();
         let mut day = from.date_naive();
@@ -272,13 +349,24 @@ impl CallDirectory {
             if self.day.as_ref().is_none_or(|(d, _)| *d != day) {
                 let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
                 let end = start + chrono::Duration::days(1);
-                let listed = twilio_rest::discover_calls(client, account, start, end, shared.plan.twilio.page_size)
-                    .await
-                    .map_err(discovery_error)?;
+                let listed = twilio_rest::discover_calls(
+                    client,
+                    account,
+                    start,
+                    end,
+                    shared.plan.twilio.page_size,
+                )
+                .await
+                .map_err(discovery_error)?;
                 self.day = Some((day, listed));
             }
             if let Some((_, listed)) = &self.day {
-                calls.extend(listed.iter().filter(|c| range.contains(&c.anchor_micros)).cloned());
+                calls.extend(
+                    listed
+                        .iter()
+                        .filter(|c| range.contains(&c.anchor_micros))
+                        .cloned(),
+                );
             }
             let Some(next) = day.succ_opt() else { break };
             day = next;

@@ -137,3 +137,74 @@ pub async fn read_record(
 ) -> Result<Option<SliceRecord>> {
     lake.get_json(&slice_record(table, slice)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Output;
+
+    fn record(files: &[&str]) -> SliceRecord {
+        SliceRecord {
+            version: 1,
+            table: "call_events".into(),
+            slice: "2024-05-01T13".into(),
+            files: files.iter().map(|f| f.to_string()).collect(),
+            rows: 1,
+            calls: 1,
+            complete: true,
+            run_id: "r2".into(),
+            committed_at: "2024-05-02T00:00:00Z".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journal_left_by_a_crash_is_finished_and_stray_staging_dropped() {
+        let dir = tempfile::tempdir().expect("dir");
+        let lake = Lake::open(&Output::Local(dir.path().to_path_buf()))
+            .await
+            .expect("lake");
+        let old = "call_events/date=2024-05-01/2024-05-01T13-001.parquet";
+        let new = "call_events/date=2024-05-01/2024-05-01T13-000.parquet";
+        let staged = format!("_voxlake/staging/r2/{new}");
+        lake.put_json(old, &"old").await.expect("old file");
+        lake.put_json(&staged, &"new").await.expect("staged file");
+        lake.put_json("_voxlake/staging/r3/orphan.parquet", &"orphan")
+            .await
+            .expect("orphan");
+        let commit = SliceCommit {
+            version: 1,
+            run_id: "r2".into(),
+            slice: "2024-05-01T13".into(),
+            group: "twilio".into(),
+            tables: vec![TableCommit {
+                table: "call_events".into(),
+                publish: vec![(staged.clone(), new.into())],
+                delete: vec![old.into()],
+                record: record(&[new]),
+            }],
+        };
+        let slice = HourSlice::parse("2024-05-01T13").expect("slice");
+        lake.put_json(&journal_file("r2", slice, "twilio"), &commit)
+            .await
+            .expect("journal");
+
+        assert_eq!(recover(&lake).await.expect("recover"), 1);
+        let all = lake.list("").await.expect("list");
+        assert_eq!(
+            all,
+            vec![
+                "_voxlake/slices/call_events/2024-05-01T13.json".to_string(),
+                new.to_string(),
+            ]
+        );
+        let published: String = lake.get_json(new).await.expect("get").expect("present");
+        assert_eq!(published, "new");
+        let kept = read_record(&lake, Table::CallEvents, slice)
+            .await
+            .expect("record");
+        assert_eq!(kept, Some(record(&[new])));
+        // Applying again changes nothing.
+        assert_eq!(recover(&lake).await.expect("recover"), 0);
+        assert_eq!(lake.list("").await.expect("list"), all);
+    }
+}

@@ -119,8 +119,14 @@ pub async fn discover_summaries(
 ) -> Result<Vec<crate::sources::twilio_rest::CallInfo>, SourceError> {
     let mut url = client.join("/v1/Voice/Summaries")?;
     url.query_pairs_mut()
-        .append_pair("StartTime", &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .append_pair("EndTime", &to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .append_pair(
+            "StartTime",
+            &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
+        .append_pair(
+            "EndTime",
+            &to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
         .append_pair("ProcessingState", "all")
         .append_pair("SortBy", "start_time")
         .append_pair("PageSize", &page_size.to_string());
@@ -143,7 +149,11 @@ pub async fn discover_summaries(
                 calls.push(info);
             }
         }
-        match page.meta.and_then(|m| m.next_page_url).filter(|u| !u.is_empty()) {
+        match page
+            .meta
+            .and_then(|m| m.next_page_url)
+            .filter(|u| !u.is_empty())
+        {
             Some(next) => {
                 url = Url::parse(&next)
                     .map_err(|e| SourceError::Paging(format!("bad next_page_url: {e}")))?;
