@@ -94,3 +94,47 @@ fn a_job_at_the_servers_rate_gets_no_429() {
     assert!(out.stderr.contains(" 0 throttled"), "{}", out.stderr);
     assert_eq!(landed(&world, &PER_CALL_TABLES), expected(&world, &sids));
 }
+
+#[test]
+fn a_next_page_on_another_host_stops_the_run() {
+    let mut config = sim_config(2);
+    config.faults.foreign_next_page = true;
+    let world = World::with_sim(config);
+    let sids = world.call_sids();
+    let job = world.job(&PER_CALL_TABLES, "[twilio]\npage_size = 5");
+    let out = world.run_calls(&job, &sids);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("evil.invalid"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("credentials are only sent there"),
+        "{}",
+        out.stderr
+    );
+    // Nothing landed: the run stopped before committing.
+    assert!(world.files(false).is_empty(), "{:?}", world.files(false));
+}
+
+#[test]
+fn a_next_link_seen_twice_fails_its_call_instead_of_looping() {
+    let mut config = sim_config(2);
+    config.faults.looping_next_page = true;
+    let world = World::with_sim(config);
+    let sids = world.call_sids();
+    let job = world.job(&["insights_metrics"], "");
+    let out = world.run_calls(&job, &sids);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("was already fetched; stopping instead of looping"),
+        "{}",
+        out.stderr
+    );
+    for sid in &sids {
+        assert!(
+            out.stderr.contains(&format!("FAILED {sid}")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(world.stats().requests < 20, "{:?}", world.stats());
+}

@@ -4,6 +4,7 @@
 mod util;
 
 mod bad_input;
+mod cli;
 mod faults;
 mod http_client;
 mod jobs;
