@@ -24,7 +24,7 @@ pub async fn print(plan: &JobPlan, now: DateTime<Utc>) -> Result<u8> {
         );
         return Ok(0);
     }
-    let lake = Lake::open(&plan.output).await?;
+    let lake = Lake::open(&plan.output, &plan.store_settings()).await?;
     let text = render(plan, &lake, now).await?;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(0)

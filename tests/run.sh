@@ -12,6 +12,23 @@ if ! python3 -c "import duckdb" 2>/dev/null; then
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages duckdb
 fi
 
+# A real S3-compatible server for the S3 tests: s3s-fs checks request signatures for real and
+# keeps objects on disk (so a server stopped mid-run comes back with its data). Pinned: newer
+# releases need a newer rustc than this toolchain.
+S3S_ROOT="${VOXLAKE_TOOLS:-$HOME/.cache/voxlake-tools}"
+if [ -z "${VOXLAKE_S3S_FS:-}" ]; then
+  if command -v s3s-fs >/dev/null 2>&1; then
+    VOXLAKE_S3S_FS=$(command -v s3s-fs)
+  else
+    if [ ! -x "$S3S_ROOT/bin/s3s-fs" ]; then
+      echo "== installing s3s-fs (S3 server for the tests; ~2 min once)"
+      cargo install --quiet s3s-fs@0.14.1 --features binary --locked --root "$S3S_ROOT"
+    fi
+    VOXLAKE_S3S_FS="$S3S_ROOT/bin/s3s-fs"
+  fi
+fi
+export VOXLAKE_S3S_FS
+
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"

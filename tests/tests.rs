@@ -9,6 +9,7 @@ mod faults;
 mod http_client;
 mod jobs;
 mod per_call;
+mod s3;
 mod secrets;
 mod state;
 mod summaries;

@@ -192,6 +192,17 @@ pub struct JobPlan {
 }
 
 impl JobPlan {
+    /// How the output store's own client retries (S3): the job's `[http]` settings.
+    pub fn store_settings(&self) -> crate::sink::store::StoreSettings {
+        let attempts = self.http.retry.max_attempts.max(1);
+        crate::sink::store::StoreSettings {
+            timeout: self.http.timeout,
+            max_retries: attempts as usize - 1,
+            retry_timeout: (self.http.retry.max_delay * attempts)
+                .max(std::time::Duration::from_secs(5)),
+        }
+    }
+
     /// Reads and checks a job file; `output` overrides the job's; `env` reads variables.
     pub fn load(
         path: &Path,

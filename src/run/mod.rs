@@ -348,7 +348,7 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
     let run_id: Arc<str> = new_run_id(started_at).into();
     let schemas = Schemas::builtin().map_err(|e| Error::Run(e.to_string()))?;
     let clients = Clients::build(&plan)?;
-    let lake = Lake::open(&plan.output).await?;
+    let lake = Lake::open(&plan.output, &plan.store_settings()).await?;
     let mut job_state = JobState::load(&lake, &plan.name).await?;
     let window = resolve_window(&plan, &mode, &job_state, now)?;
     if let Some((from, _)) = window {

@@ -125,7 +125,7 @@ pub async fn recover(lake: &Lake) -> Result<usize> {
     for leftover in lake.list(STAGING_DIR).await? {
         lake.delete(&leftover).await?;
     }
-    lake.remove_empty_folders(STAGING_DIR);
+    lake.remove_local_folder(STAGING_DIR);
     Ok(applied)
 }
 
@@ -160,9 +160,12 @@ mod tests {
     #[tokio::test]
     async fn a_journal_left_by_a_crash_is_finished_and_stray_staging_dropped() {
         let dir = tempfile::tempdir().expect("dir");
-        let lake = Lake::open(&Output::Local(dir.path().to_path_buf()))
-            .await
-            .expect("lake");
+        let lake = Lake::open(
+            &Output::Local(dir.path().to_path_buf()),
+            &Default::default(),
+        )
+        .await
+        .expect("lake");
         let old = "call_events/date=2024-05-01/2024-05-01T13-001.parquet";
         let new = "call_events/date=2024-05-01/2024-05-01T13-000.parquet";
         let staged = format!("_voxlake/staging/r2/{new}");

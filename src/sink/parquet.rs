@@ -137,10 +137,13 @@ impl SliceFiles {
                 return Err(Error::Run("internal: no open file".into()));
             };
             let room = (max_rows - file.rows).min((batch.num_rows() - offset) as u64) as usize;
-            file.writer
-                .write(&batch.slice(offset, room))
-                .await
-                .map_err(|e| parquet_error(&file.staged, e))?;
+            if let Err(e) = file.writer.write(&batch.slice(offset, room)).await {
+                let error = parquet_error(&file.staged, e);
+                if let Some(open) = files.open.take() {
+                    abort(open).await;
+                }
+                return Err(error);
+            }
             file.rows += room as u64;
             offset += room;
             self.rows += room as u64;
@@ -193,12 +196,22 @@ impl SliceFiles {
     }
 }
 
+/// Discards a file being written (an S3 multipart upload is aborted, so nothing lingers).
+async fn abort(file: OpenFile) {
+    let mut inner = file.writer.into_inner();
+    if let Err(e) = inner.abort().await {
+        tracing::debug!(file = %file.staged, error = %e, "could not abort an upload");
+    }
+}
+
 async fn close_open(files: &mut DayFiles) -> Result<()> {
     if let Some(file) = files.open.take() {
-        file.writer
-            .close()
-            .await
-            .map_err(|e| parquet_error(&file.staged, e))?;
+        let mut file = file;
+        if let Err(e) = file.writer.finish().await {
+            let error = parquet_error(&file.staged, e);
+            abort(file).await;
+            return Err(error);
+        }
         files.closed.push(StagedFile {
             staged: file.staged,
             final_path: file.final_path,

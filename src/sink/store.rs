@@ -5,10 +5,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -46,9 +49,88 @@ fn describe_store_error(e: &object_store::Error) -> String {
     }
 }
 
+/// How the store's own HTTP client behaves (S3): per-request timeout and retries.
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    /// Timeout of one request.
+    pub timeout: std::time::Duration,
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    /// Longest time spent retrying one request.
+    pub retry_timeout: std::time::Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            timeout: std::time::Duration::from_secs(30),
+            max_retries: 5,
+            retry_timeout: std::time::Duration::from_secs(120),
+        }
+    }
+}
+
+/// The S3 endpoint from the environment, if one is set: plain http only to loopback.
+fn check_s3_endpoint() -> Result<()> {
+    for name in ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"] {
+        let Ok(value) = std::env::var(name) else {
+            continue;
+        };
+        let url = url::Url::parse(&value)
+            .map_err(|e| Error::Input(format!("{name}: not a URL ({e})")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Error::Input(format!(
+                "{name}: credentials do not belong in the URL; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            )));
+        }
+        if url.scheme() == "http" && !crate::http::client::is_loopback_host(&url) {
+            return Err(Error::Input(format!(
+                "{name}: plain http:// is only allowed to loopback; use https://"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn s3_store(bucket: &str, settings: &StoreSettings) -> Result<Arc<dyn ObjectStore>> {
+    check_s3_endpoint()?;
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: settings.max_retries,
+            retry_timeout: settings.retry_timeout,
+        })
+        .with_config(
+            AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+            format!("{}ms", settings.timeout.as_millis()),
+        )
+        .with_config(
+            AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+            format!(
+                "{}ms",
+                settings
+                    .timeout
+                    .min(std::time::Duration::from_secs(10))
+                    .as_millis()
+            ),
+        );
+    if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+        builder = builder.with_region("us-east-1");
+    }
+    let store = builder.build().map_err(|e| {
+        Error::Input(format!(
+            "output s3://{bucket}: {}",
+            describe_store_error(&e)
+        ))
+    })?;
+    Ok(Arc::new(store))
+}
+
 impl Lake {
-    /// Opens the output; a local folder is created if missing.
-    pub async fn open(output: &Output) -> Result<Lake> {
+    /// Opens the output; a local folder is created if missing; an S3 bucket is checked (it
+    /// exists, the credentials may list it) before anything else is done.
+    pub async fn open(output: &Output, settings: &StoreSettings) -> Result<Lake> {
         match output {
             Output::Local(path) => {
                 if path.exists() && !path.is_dir() {
@@ -74,10 +156,44 @@ impl Lake {
                     local_root: Some(path.clone()),
                 })
             }
-            Output::S3 { .. } => Err(Error::Input(format!(
-                "output {}: S3 output is not built yet; use a local folder",
-                output.display()
-            ))),
+            Output::S3 { bucket, prefix } => {
+                let lake = Lake::from_store(s3_store(bucket, settings)?, prefix, &output.display());
+                lake.check_reachable(bucket).await?;
+                Ok(lake)
+            }
+        }
+    }
+
+    /// One listing under `_voxlake/`: the bucket exists and the credentials work.
+    async fn check_reachable(&self, bucket: &str) -> Result<()> {
+        let probe = self.path("_voxlake");
+        match self.store.list_with_delimiter(Some(&probe)).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let text = e.to_string();
+                tracing::debug!(error = %text, "the bucket check failed");
+                let problem = if text.contains("NoSuchBucket")
+                    || matches!(e, object_store::Error::NotFound { .. })
+                {
+                    "the bucket does not exist".to_string()
+                } else if text.contains("SignatureDoesNotMatch")
+                    || text.contains("InvalidAccessKeyId")
+                    || text.contains("AccessDenied")
+                    || matches!(
+                        e,
+                        object_store::Error::PermissionDenied { .. }
+                            | object_store::Error::Unauthenticated { .. }
+                    )
+                {
+                    "access denied: check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)".to_string()
+                } else {
+                    format!("cannot reach it: {}", describe_store_error(&e))
+                };
+                Err(Error::Input(format!(
+                    "output {}: bucket {bucket}: {problem}",
+                    self.shown
+                )))
+            }
         }
     }
 
@@ -89,6 +205,15 @@ impl Lake {
             prefix,
             shown: shown.to_string(),
             local_root: None,
+        }
+    }
+
+    /// Removes a local folder whole, including the `#` temporary files of uploads a killed
+    /// process left (the local store does not list them). Object stores have no folders:
+    /// nothing to do (their incomplete uploads are invisible; a lifecycle rule clears them).
+    pub fn remove_local_folder(&self, folder: &str) {
+        if let Some(root) = &self.local_root {
+            let _ = std::fs::remove_dir_all(root.join(folder));
         }
     }
 
