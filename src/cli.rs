@@ -69,6 +69,9 @@ pub enum Command {
         /// Output (path, file://, s3://bucket/prefix); overrides the job's.
         #[arg(long)]
         output: Option<String>,
+        /// Accept a window longer than 31 days (or a nightly catch-up longer than a year).
+        #[arg(long)]
+        yes: bool,
     },
     /// Fetch a long window slice by slice; rerun the same command to resume.
     Backfill {
@@ -83,6 +86,9 @@ pub enum Command {
         /// Output; overrides the job's.
         #[arg(long)]
         output: Option<String>,
+        /// Accept a window longer than a year.
+        #[arg(long)]
+        yes: bool,
     },
     /// Serve the simulated APIs on 127.0.0.1 until stopped.
     Simulate(SimulateArgs),

@@ -27,10 +27,14 @@ pub async fn dispatch(cli: &Cli) -> Result<u8> {
             session_ids,
             window,
             output,
+            yes,
         } => {
             let mode = run_mode(call_sids, leg_ids, session_ids, window)?;
             let plan = load_plan(job, output.as_deref())?;
-            let options = run_options(cli)?;
+            let options = RunOptions {
+                yes: *yes,
+                ..run_options(cli)?
+            };
             check_mode_fits(&plan, &mode, &options)?;
             finish_run(cli, run::execute(plan, mode, options).await?)
         }
@@ -39,6 +43,7 @@ pub async fn dispatch(cli: &Cli) -> Result<u8> {
             from,
             to,
             output,
+            yes,
         } => {
             let window = WindowArgs {
                 from: Some(from.clone()),
@@ -49,7 +54,10 @@ pub async fn dispatch(cli: &Cli) -> Result<u8> {
             };
             let plan = load_plan(job, output.as_deref())?;
             let mode = RunMode::Backfill { from, to };
-            let options = run_options(cli)?;
+            let options = RunOptions {
+                yes: *yes,
+                ..run_options(cli)?
+            };
             check_mode_fits(&plan, &mode, &options)?;
             finish_run(cli, run::execute(plan, mode, options).await?)
         }
@@ -170,11 +178,23 @@ fn check_mode_fits(plan: &JobPlan, mode: &RunMode, options: &RunOptions) -> Resu
     let window = match mode {
         RunMode::Window {
             from,
+            to,
             legs,
             sessions,
-            ..
-        } => Some((*from, !legs.is_empty() || !sessions.is_empty())),
-        RunMode::Backfill { from, .. } => Some((*from, false)),
+        } => {
+            run::check_window_length(
+                *from,
+                *to,
+                run::RUN_WINDOW_DAYS,
+                "run --from/--to",
+                options.yes,
+            )?;
+            Some((*from, !legs.is_empty() || !sessions.is_empty()))
+        }
+        RunMode::Backfill { from, to } => {
+            run::check_window_length(*from, *to, run::LONG_WINDOW_DAYS, "backfill", options.yes)?;
+            Some((*from, false))
+        }
         _ => None,
     };
     if let Some((from, have_ids)) = window {
@@ -196,6 +216,7 @@ fn run_options(cli: &Cli) -> Result<RunOptions> {
         progress: !cli.quiet && !cli.no_progress && std::io::stderr().is_terminal(),
         command: args.join(" "),
         now,
+        yes: false,
     })
 }
 

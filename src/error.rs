@@ -9,6 +9,14 @@ pub enum Error {
     /// The run could not go on (output store, state, HTTP setup).
     #[error("{0}")]
     Run(String),
+    /// SIGINT or SIGTERM: in-flight work was dropped, committed hours stay.
+    #[error("stopped by {signal}: committed hours are kept; the same command resumes")]
+    Interrupted {
+        /// `SIGINT` or `SIGTERM`.
+        signal: &'static str,
+        /// 130 or 143.
+        code: u8,
+    },
 }
 
 impl Error {
@@ -17,6 +25,7 @@ impl Error {
         match self {
             Error::Input(_) => 2,
             Error::Run(_) => 1,
+            Error::Interrupted { code, .. } => *code,
         }
     }
 }

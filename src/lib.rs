@@ -23,4 +23,5 @@ pub mod sink;
 pub mod sources;
 pub mod state;
 pub mod status;
+pub mod stop;
 pub mod timefmt;

@@ -422,3 +422,14 @@ pub fn sorted(mut items: Vec<String>) -> Vec<String> {
     items.sort();
     items
 }
+
+impl World {
+    /// A job like `job`, with every API URL pointing at `base` instead of the simulator.
+    pub fn job_via(&self, base: &str, tables: &[&str], extra: &str) -> PathBuf {
+        let path = self.job(tables, extra);
+        let text = std::fs::read_to_string(&path)
+            .expect("job")
+            .replace(&self.base_url(), base);
+        self.write_file("job.toml", &text)
+    }
+}

@@ -166,6 +166,7 @@ pub struct ApiClient {
     retry: RetryPolicy,
     max_body_bytes: usize,
     limiter: DefaultDirectRateLimiter,
+    pace: super::pace::Pace,
     slots: Semaphore,
     stats: Arc<HttpStats>,
 }
@@ -224,6 +225,7 @@ impl ApiClient {
             retry: config.retry,
             max_body_bytes: config.max_body_bytes,
             limiter: RateLimiter::direct(quota),
+            pace: super::pace::Pace::new(config.api, f64::from(rate.get())),
             slots: Semaphore::new(config.concurrency.max(1)),
             stats: Arc::new(HttpStats::default()),
         })
@@ -285,7 +287,12 @@ impl ApiClient {
             let (reason, retry_after) = match self.attempt(url).await {
                 Attempt::Body(body) => match parse(&body) {
                     Ok(value) => return Ok(value),
-                    Err(e) => (format!("unusable body: {e}"), None),
+                    Err(e) => {
+                        let api_error = describe_error_body(&body)
+                            .map(|d| format!(" (the body is an error: {d})"))
+                            .unwrap_or_default();
+                        (format!("unusable body: {e}{api_error}"), None)
+                    }
                 },
                 Attempt::Retry {
                     reason,
@@ -311,6 +318,10 @@ impl ApiClient {
 
     async fn attempt(&self, url: &Url) -> Attempt {
         self.limiter.until_ready().await;
+        let paced = self.pace.reserve();
+        if !paced.is_zero() {
+            tokio::time::sleep(paced).await;
+        }
         let Ok(_slot) = self.slots.acquire().await else {
             return Attempt::Fail(HttpError::Setup {
                 api: self.api,
@@ -337,6 +348,7 @@ impl ApiClient {
         let status = response.status().as_u16();
         let retry_after = retry_after_of(response.headers());
         if response.status().is_success() {
+            self.pace.succeeded();
             return match self.read_body(response, self.max_body_bytes).await {
                 Ok(Some(body)) => Attempt::Body(body),
                 Ok(None) => Attempt::Fail(HttpError::TooLarge {
@@ -361,6 +373,7 @@ impl ApiClient {
             .unwrap_or_default();
         if status == 429 {
             HttpStats::bump(&self.stats.throttled);
+            self.pace.throttled();
         }
         if is_retryable_status(status) {
             Attempt::Retry {

@@ -3,6 +3,7 @@
 //! pinning so credentials go only to the configured origin.
 
 pub mod client;
+pub mod pace;
 pub mod retry;
 
 pub use client::{Api, ApiClient, ApiConfig, Auth, HttpError, HttpStats};

@@ -552,3 +552,26 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_every_secret() {
+        let config: JobConfig = toml::from_str(
+            "name = \"n\"\noutput = \"o\"\ntables = [\"insights_metrics\", \"telnyx_call_events\"]\n",
+        )
+        .expect("config");
+        let env = |name: &str| match name {
+            "TWILIO_ACCOUNT_SID" => Some("AC00000000000000000000000000000000".to_string()),
+            "TWILIO_AUTH_TOKEN" => Some("token-secret-123".to_string()),
+            "TELNYX_API_KEY" => Some("telnyx-secret-456".to_string()),
+            _ => None,
+        };
+        let plan = JobPlan::from_config(config, None, &env).expect("plan");
+        let shown = format!("{plan:?} {plan:#?}");
+        assert!(!shown.contains("token-secret-123") && !shown.contains("telnyx-secret-456"));
+        assert!(shown.contains("***"));
+    }
+}

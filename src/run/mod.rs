@@ -86,6 +86,34 @@ pub struct RunOptions {
     pub command: String,
     /// The clock (tests and the demo pin it); None = now.
     pub now: Option<DateTime<Utc>>,
+    /// Accept windows longer than the sane limits.
+    pub yes: bool,
+}
+
+/// Longest `run --from/--to` window without `--yes`, in days.
+pub const RUN_WINDOW_DAYS: i64 = 31;
+/// Longest backfill or nightly catch-up without `--yes`, in days.
+pub const LONG_WINDOW_DAYS: i64 = 366;
+
+/// Refuses a window longer than `limit_days` unless `yes`: a typo in a year should not start
+/// a fetch of years.
+pub fn check_window_length(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit_days: i64,
+    what: &str,
+    yes: bool,
+) -> Result<()> {
+    let days = (to - from).num_hours() as f64 / 24.0;
+    if yes || days <= limit_days as f64 {
+        return Ok(());
+    }
+    Err(Error::Input(format!(
+        "{what}: the window {} .. {} is {days:.1} days, longer than {limit_days}; pass --yes if \
+         that is meant (for history, a backfill resumes where it stops)",
+        from.to_rfc3339(),
+        to.to_rfc3339()
+    )))
 }
 
 /// A unit (call, leg, session, Telnyx range) that did not land, and why.
@@ -255,6 +283,8 @@ pub(crate) struct Shared {
     pub coverage: tokio::sync::Mutex<CoverageSet>,
     /// Hours with a slice record, per table (listed once at start).
     records: Mutex<BTreeMap<Table, BTreeSet<HourSlice>>>,
+    /// Set by SIGINT/SIGTERM.
+    pub stop: Arc<crate::stop::Stop>,
 }
 
 impl Shared {
@@ -349,8 +379,12 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
     let schemas = Schemas::builtin().map_err(|e| Error::Run(e.to_string()))?;
     let clients = Clients::build(&plan)?;
     let lake = Lake::open(&plan.output, &plan.store_settings()).await?;
+    lake.check_writable().await?;
     let mut job_state = JobState::load(&lake, &plan.name).await?;
     let window = resolve_window(&plan, &mode, &job_state, now)?;
+    if let (RunMode::Nightly, Some((from, to))) = (&mode, window) {
+        check_window_length(from, to, LONG_WINDOW_DAYS, "nightly catch-up", options.yes)?;
+    }
     if let Some((from, _)) = window {
         let have_ids = matches!(&mode, RunMode::Window { legs, sessions, .. } if !legs.is_empty() || !sessions.is_empty());
         check_telnyx_lookback(&plan, from, now, have_ids)?;
@@ -379,6 +413,7 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
         drift: DriftLog::default(),
         coverage: tokio::sync::Mutex::new(coverage),
         records: Mutex::new(records),
+        stop: crate::stop::Stop::listen(),
     });
     let http_stats: Vec<Arc<HttpStats>> =
         shared.clients.stats().into_iter().map(|(_, s)| s).collect();
@@ -427,13 +462,19 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
             .into();
         }
         Err(e) => {
-            report.outcome = "error".into();
+            report.outcome = if matches!(e, Error::Interrupted { .. }) {
+                "interrupted"
+            } else {
+                "error"
+            }
+            .into();
             report.error = Some(e.to_string());
             if let Error::Input(_) = e {
                 return Err(e);
             }
         }
     }
+    let interrupted = shared.stop.requested().then(|| shared.stop.error());
     job_state.last_run = Some(LastRun {
         run_id: report.run_id.clone(),
         outcome: report.outcome.clone(),
@@ -450,6 +491,10 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
         .await
     {
         tracing::warn!(error = %e, "could not write the run manifest");
+    }
+    if let Some(stopped) = interrupted {
+        eprint!("{}", report.summary());
+        return Err(stopped);
     }
     match report.error.clone() {
         Some(error) if report.slices_committed.is_empty() && report.failed_calls.is_empty() => {

@@ -161,6 +161,9 @@ async fn run_range(
     let mut next_hour = HourSlice::from_time(range_from);
     let last_hour = HourSlice::from_micros(window.1 - 1);
     loop {
+        if shared.stop.requested() {
+            return Err((shared.stop.error(), false));
+        }
         let mut flattener = Flattener::new(Arc::clone(&schema));
         let page = pager
             .next_page(client, &mut flattener)

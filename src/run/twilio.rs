@@ -80,6 +80,10 @@ pub(crate) async fn run_hours(
             break;
         }
         tokio::select! {
+            () = shared.stop.wait() => {
+                tasks.abort_all();
+                return Err(shared.stop.error());
+            }
             joined = tasks.join_next(), if !tasks.is_empty() => {
                 let Some(joined) = joined else { continue };
                 let (slice, call, result) = joined.map_err(|e| Error::Run(format!("a fetch task stopped: {e}")))?;

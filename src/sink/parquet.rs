@@ -208,9 +208,10 @@ async fn close_open(files: &mut DayFiles) -> Result<()> {
     if let Some(file) = files.open.take() {
         let mut file = file;
         if let Err(e) = file.writer.finish().await {
-            let error = parquet_error(&file.staged, e);
-            abort(file).await;
-            return Err(error);
+            // The writer already tried to complete the upload; aborting a shut-down writer
+            // panics in object_store, and there is nothing left to abort locally (S3: a
+            // lifecycle rule clears incomplete uploads).
+            return Err(parquet_error(&file.staged, e));
         }
         files.closed.push(StagedFile {
             staged: file.staged,

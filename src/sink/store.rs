@@ -164,6 +164,24 @@ impl Lake {
         }
     }
 
+    /// Writes and deletes a probe object under `_voxlake/`: a read-only folder, a full disk or
+    /// a bucket that refuses writes fails here, before any API request.
+    pub async fn check_writable(&self) -> Result<()> {
+        let probe = format!("_voxlake/probe-{:08x}", rand::random::<u32>());
+        let written = self
+            .store
+            .put(&self.path(&probe), PutPayload::from_static(b"voxlake"))
+            .await;
+        if let Err(e) = written {
+            return Err(Error::Input(format!(
+                "output {} is not writable: {}",
+                self.shown,
+                describe_store_error(&e)
+            )));
+        }
+        self.delete(&probe).await
+    }
+
     /// One listing under `_voxlake/`: the bucket exists and the credentials work.
     async fn check_reachable(&self, bucket: &str) -> Result<()> {
         let probe = self.path("_voxlake");
