@@ -84,6 +84,22 @@ impl SliceBuild {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.write_by_day(shared, table, batch, fallback_day)
+            .await?;
+        self.units
+            .entry(table)
+            .or_default()
+            .insert(unit.to_string());
+        Ok(())
+    }
+
+    async fn write_by_day(
+        &mut self,
+        shared: &Shared,
+        table: Table,
+        batch: &RecordBatch,
+        fallback_day: i32,
+    ) -> Result<()> {
         let partition_column = shared.schemas.get(table).partition_column;
         let parts = split_by_day(batch, partition_column, fallback_day)
             .map_err(|e| Error::Run(format!("{table}: {e}")))?;
@@ -91,10 +107,6 @@ impl SliceBuild {
         for (day, part) in parts {
             files.write(day, &part).await?;
         }
-        self.units
-            .entry(table)
-            .or_default()
-            .insert(unit.to_string());
         Ok(())
     }
 
@@ -106,17 +118,12 @@ impl SliceBuild {
         batch: &RecordBatch,
         fallback_day: i32,
     ) -> Result<()> {
-        let units = distinct(batch, table.unit_column());
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let partition_column = shared.schemas.get(table).partition_column;
-        let parts = split_by_day(batch, partition_column, fallback_day)
-            .map_err(|e| Error::Run(format!("{table}: {e}")))?;
-        let files = self.files_for(shared, table);
-        for (day, part) in parts {
-            files.write(day, &part).await?;
-        }
+        self.write_by_day(shared, table, batch, fallback_day)
+            .await?;
+        let units = distinct(batch, table.unit_column());
         self.units.entry(table).or_default().extend(units);
         Ok(())
     }

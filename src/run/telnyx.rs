@@ -199,33 +199,37 @@ async fn run_range(
         // Events come in time order: hours before the page's last event are complete.
         if let Some(last) = page.last_partition_micros {
             let current = HourSlice::from_micros(last).min(last_hour.next());
-            while next_hour < current {
-                commit_hour(
-                    shared,
-                    next_hour,
-                    &mut open,
-                    window_from,
-                    window_to,
-                    outcome,
-                )
+            let window = (window_from, window_to);
+            commit_before(shared, &mut next_hour, current, &mut open, window, outcome)
                 .await
                 .map_err(run_error)?;
-                next_hour = next_hour.next();
-            }
         }
     }
-    while next_hour <= last_hour {
-        commit_hour(
-            shared,
-            next_hour,
-            &mut open,
-            window_from,
-            window_to,
-            outcome,
-        )
-        .await
-        .map_err(run_error)?;
-        next_hour = next_hour.next();
+    let window = (window_from, window_to);
+    commit_before(
+        shared,
+        &mut next_hour,
+        last_hour.next(),
+        &mut open,
+        window,
+        outcome,
+    )
+    .await
+    .map_err(run_error)
+}
+
+/// Commits the hours from `next_hour` up to (not including) `until`.
+async fn commit_before(
+    shared: &Shared,
+    next_hour: &mut HourSlice,
+    until: HourSlice,
+    open: &mut BTreeMap<HourSlice, SliceBuild>,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    outcome: &mut Outcome,
+) -> Result<()> {
+    while *next_hour < until {
+        commit_hour(shared, *next_hour, open, window.0, window.1, outcome).await?;
+        *next_hour = next_hour.next();
     }
     Ok(())
 }

@@ -196,6 +196,17 @@ async fn commit_hour(shared: &Shared, mut hour: OpenHour, outcome: &mut Outcome)
     Ok(())
 }
 
+/// The REST client and the account its paths are under.
+fn rest_and_account(shared: &Shared) -> Result<(&crate::http::ApiClient, &crate::ids::AccountSid)> {
+    let client = shared.clients.rest().map_err(|e| Error::Run(e.reason))?;
+    let account = &shared
+        .clients
+        .credentials()
+        .map_err(|e| Error::Run(e.reason))?
+        .account_sid;
+    Ok((client, account))
+}
+
 /// Per-SID: each call's resource tells its start (its hour); hours are merged, not replaced.
 pub(crate) async fn produce_calls(
     shared: Arc<Shared>,
@@ -203,12 +214,7 @@ pub(crate) async fn produce_calls(
     tx: mpsc::Sender<HourWork>,
 ) -> Result<Vec<FailedCall>> {
     RunStats::bump(&shared.stats.calls_total, sids.len() as u64);
-    let client = shared.clients.rest().map_err(|e| Error::Run(e.reason))?;
-    let account = &shared
-        .clients
-        .credentials()
-        .map_err(|e| Error::Run(e.reason))?
-        .account_sid;
+    let (client, account) = rest_and_account(&shared)?;
     let results: Vec<_> = futures::stream::iter(sids)
         .map(|sid| async move {
             let result = twilio_rest::fetch_call(client, account, &sid).await;
@@ -340,12 +346,7 @@ impl CallDirectory {
             .await
             .map_err(discovery_error);
         }
-        let client = shared.clients.rest().map_err(|e| Error::Run(e.reason))?;
-        let account = &shared
-            .clients
-            .credentials()
-            .map_err(|e| Error::Run(e.reason))?
-            .account_sid;
+        let (client, account) = rest_and_account(shared)?;
         let range = from.timestamp_micros()..to.timestamp_micros();
         let mut calls = Vec::new();
         let mut day = from.date_naive();
