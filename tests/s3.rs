@@ -393,10 +393,11 @@ fn the_server_stopped_mid_run_then_back_completes_exactly() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    for file in walk(&lake)
-        .iter()
+    let parquet: Vec<PathBuf> = walk(&lake)
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-    {
+        .collect();
+    for file in &parquet {
         let relative = file
             .strip_prefix(&lake)
             .expect("inside")
@@ -407,9 +408,15 @@ fn the_server_stopped_mid_run_then_back_completes_exactly() {
             recorded.contains(&relative),
             "{relative} is not in a slice record"
         );
+    }
+    if !parquet.is_empty() {
+        let list: Vec<String> = parquet
+            .iter()
+            .map(|f| format!("'{}'", f.display()))
+            .collect();
         duckdb(&format!(
-            "SELECT count(*) FROM read_parquet('{}')",
-            file.display()
+            "SELECT count(*) FROM read_parquet([{}], union_by_name = true)",
+            list.join(", ")
         ));
     }
     let state = lake.join("_voxlake/jobs/test.json");
