@@ -15,7 +15,8 @@ fi
 # A real S3-compatible server for the S3 tests: s3s-fs checks request signatures for real and
 # keeps objects on disk (so a server stopped mid-run comes back with its data). Pinned: newer
 # releases need a newer rustc than this toolchain.
-S3S_ROOT="${VOXLAKE_TOOLS:-$HOME/.cache/voxlake-tools}"
+TOOLS="${VOXLAKE_TOOLS:-$HOME/.cache/voxlake-tools}"
+S3S_ROOT="$TOOLS"
 if [ -z "${VOXLAKE_S3S_FS:-}" ]; then
   if command -v s3s-fs >/dev/null 2>&1; then
     VOXLAKE_S3S_FS=$(command -v s3s-fs)
@@ -33,6 +34,23 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+# Licences, banned crates and sources (cargo-deny; advisories need a database these machines
+# cannot fetch).
+DENY="${VOXLAKE_CARGO_DENY:-}"
+if [ -z "$DENY" ]; then
+  if command -v cargo-deny >/dev/null 2>&1; then
+    DENY=$(command -v cargo-deny)
+  else
+    if [ ! -x "$S3S_ROOT/bin/cargo-deny" ]; then
+      echo "== installing cargo-deny (~3 min once)"
+      cargo install --quiet cargo-deny@0.20.2 --locked --root "$S3S_ROOT"
+    fi
+    DENY="$S3S_ROOT/bin/cargo-deny"
+  fi
+fi
+echo "== cargo deny (licenses, bans, sources)"
+"$DENY" --config .ci/deny.toml --offline check licenses bans sources
+
 echo "== cargo test"
 cargo test --quiet --all-targets "$@"
 cargo test --quiet --doc
