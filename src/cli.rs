@@ -64,6 +64,7 @@ pub enum Command {
         /// Telnyx call sessions to fetch (repeatable).
         #[arg(long = "session-id", value_name = "UUID")]
         session_ids: Vec<String>,
+        /// `--from` / `--to`.
         #[command(flatten)]
         window: WindowArgs,
         /// Output (path, file://, s3://bucket/prefix); overrides the job's.
@@ -130,6 +131,7 @@ pub struct SimulateArgs {
     /// Seed of the made-up data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// The window the simulated calls start in.
     #[command(flatten)]
     pub window: WindowArgs,
     /// Account SID accepted.

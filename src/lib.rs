@@ -6,6 +6,8 @@
 //! the state store records what is done (`state`). `run` drives it; `cli` and `main.rs` are the
 //! edge. The `simulator` serves the same APIs on loopback for the demo and the tests.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod commands;
 pub mod error;
