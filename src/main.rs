@@ -38,8 +38,13 @@ fn main() -> ExitCode {
 /// Log lines on stderr: voxlake's own at `--log-level` (or `$VOXLAKE_LOG`, a tracing filter),
 /// other crates' at warn.
 fn init_logging(cli: &Cli) {
+    let demo_default =
+        matches!(cli.command, voxlake::cli::Command::Demo { .. }) && cli.log_level == "info";
     let level = if cli.quiet {
         "error"
+    } else if demo_default {
+        // The demo prints its own summary; per-hour lines would bury it.
+        "warn"
     } else {
         cli.log_level.as_str()
     };
