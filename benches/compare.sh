@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# benches/compare.sh — voxlake end to end against DuckDB on the same pages, in one run.
+#
+#   benches/compare.sh            # ≥ 1 M Insights metric rows (14 000 calls), ~5 min after the build
+#   benches/compare.sh --quick    # 400 calls: a smoke run of every step, ~1 min after the build
+#   benches/compare.sh --calls N  # any size;  --repeat K: runs of each timed step (default 3, quick 1)
+#
+# Steps: release build; `voxlake simulate --calls N` on 127.0.0.1 (no rate limit); `voxlake run`
+# of a window job (insights_metrics, limiter wide open: 10 000 req/s, concurrency 8, page_size
+# 1000) under /usr/bin/time -v (wall, CPU, peak RSS); the same Metrics pages saved as files
+# (benches/support/fetch_pages.py: the same discovery, the same requests, the same bytes);
+# DuckDB (python duckdb) read_json + unnest + voxlake's columns + COPY … (FORMAT parquet,
+# COMPRESSION zstd, PARTITION_BY (date)) with 1 thread and with its default threads
+# (benches/support/duckdb_copy.py); a second voxlake pass with every per-call table; and the
+# metrics run again on a 10× smaller dataset, for peak RSS at 1× and 10×. The voxlake metrics
+# run and each DuckDB COPY are repeated (--repeat) and the median run by wall time is reported;
+# peak RSS is the highest of the repeats. Ratios are taken within this one run (shared 2-core
+# machines are noisy).
+# Environment: CARGO_TARGET_DIR is honoured; KEEP_WORK=1 keeps the temp folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+usage() {
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+QUICK=0
+CALLS=""
+REPEAT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --calls) CALLS=${2:?--calls needs a number}; shift ;;
+    --repeat) REPEAT=${2:?--repeat needs a number}; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "compare.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -z "$CALLS" ]; then
+  if [ "$QUICK" = 1 ]; then CALLS=400; else CALLS=14000; fi
+fi
+if [ -z "$REPEAT" ]; then
+  if [ "$QUICK" = 1 ]; then REPEAT=1; else REPEAT=3; fi
+fi
+SMALL_CALLS=$(( CALLS / 10 > 0 ? CALLS / 10 : 1 ))
+if [ "$QUICK" = 1 ]; then MIN_ROWS=1; else MIN_ROWS=1000000; fi
+FROM=2024-05-01
+TO=2024-05-02
+ACCOUNT=AC00000000000000000000000000000000
+TOKEN=simulator-token
+
+# ---------------------------------------------------------------- what it needs
+if ! python3 -c "import duckdb" 2>/dev/null; then
+  echo "== installing duckdb for python"
+  python3 -m pip install --quiet --disable-pip-version-check duckdb \
+    || python3 -m pip install --quiet --disable-pip-version-check --user duckdb \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages duckdb
+fi
+if [ ! -x /usr/bin/time ] && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing GNU time (peak RSS)"
+  { apt-get install -y -qq time || { apt-get update -qq && apt-get install -y -qq time; }; } >/dev/null 2>&1 || true
+fi
+if [ -x /usr/bin/time ]; then HAVE_TIME=1; else HAVE_TIME=0; echo "== no /usr/bin/time: peak RSS from /proc/PID/status (VmHWM)"; fi
+
+echo "== cargo build --release"
+cargo build --release --quiet
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/voxlake"
+[ -x "$BIN" ] || { echo "compare.sh: no binary at $BIN" >&2; exit 1; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/voxlake-compare.XXXXXX")
+SIM_PID=""
+cleanup() {
+  stop_sim
+  if [ "${KEEP_WORK:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- helpers
+start_sim() { # calls → SIM_PID, SIM_URL
+  local out="$WORK/sim-$1.out"
+  "$BIN" simulate --calls "$1" --port 0 >"$out" 2>"$WORK/sim-$1.err" &
+  SIM_PID=$!
+  SIM_URL=""
+  for _ in $(seq 1 600); do
+    SIM_URL=$(sed -n '1s/^listening on //p' "$out")
+    [ -n "$SIM_URL" ] && break
+    kill -0 "$SIM_PID" 2>/dev/null || { cat "$WORK/sim-$1.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "$SIM_URL" ] || { echo "compare.sh: the simulator did not start" >&2; exit 1; }
+  case "$SIM_URL" in http://127.0.0.1:*) ;; *) echo "not loopback: $SIM_URL" >&2; exit 1 ;; esac
+}
+
+stop_sim() {
+  [ -n "$SIM_PID" ] || return 0
+  # SIGTERM: a background job of a script ignores SIGINT, and the simulator keeps nothing to flush
+  kill -TERM "$SIM_PID" 2>/dev/null || true
+  wait "$SIM_PID" 2>/dev/null || true
+  SIM_PID=""
+}
+
+cpu_ticks() { # pid → utime+stime in clock ticks
+  awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# measure NAME CMD... : runs CMD, writes $WORK/NAME.measure (wall_s cpu_s rss_kb), stderr to $WORK/NAME.err
+measure() {
+  local name=$1; shift
+  local status=0
+  if [ "$HAVE_TIME" = 1 ]; then
+    /usr/bin/time -v -o "$WORK/$name.time" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || status=$?
+    python3 - "$WORK/$name.time" >"$WORK/$name.measure" <<'PY'
+import sys
+v = {}
+for line in open(sys.argv[1]):
+    if ":" in line:
+        k, _, val = line.strip().rpartition(": ")
+        v[k] = val
+parts = [float(p) for p in v["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":")]
+wall = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+cpu = float(v["User time (seconds)"]) + float(v["System time (seconds)"])
+print(f"{wall:.3f} {cpu:.3f} {v['Maximum resident set size (kbytes)']}")
+PY
+  else
+    local start end pid hwm=0 h
+    start=$(date +%s.%N)
+    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+      h=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+      [ "${h:-0}" -gt "$hwm" ] && hwm=$h
+      sleep 0.05
+    done
+    wait "$pid" || status=$?
+    end=$(date +%s.%N)
+    echo "$(echo "$end - $start" | bc) 0 $hwm" >"$WORK/$name.measure"
+  fi
+  if [ "$status" != 0 ]; then
+    echo "compare.sh: $name failed (exit $status):" >&2
+    tail -n 30 "$WORK/$name.err" >&2
+    exit 1
+  fi
+}
+
+write_job() { # name tables-toml-list output url
+  cat >"$WORK/$1.toml" <<EOF
+name = "$1"
+output = "$3"
+tables = [$2]
+
+[twilio]
+insights_url = "$4"
+api_url = "$4"
+requests_per_second = 10000
+concurrency = 8
+page_size = 1000
+EOF
+}
+
+# voxlake_run NAME TABLES URL: a window run; leaves NAME.measure and the manifest summary NAME.rows
+voxlake_run() {
+  local name=$1 tables=$2 url=$3 out="$WORK/$1-lake"
+  write_job "$name" "$tables" "$out" "$url"
+  local before after
+  before=$(cpu_ticks "$SIM_PID")
+  measure "$name" env TWILIO_ACCOUNT_SID="$ACCOUNT" TWILIO_AUTH_TOKEN="$TOKEN" \
+    "$BIN" --no-progress --log-level warn run "$WORK/$name.toml" --from "$FROM" --to "$TO"
+  after=$(cpu_ticks "$SIM_PID")
+  echo "$(( after - before ))" >"$WORK/$name.simticks"
+  python3 - "$out" >"$WORK/$name.rows" <<'PY'
+import glob, json, sys
+manifests = glob.glob(sys.argv[1] + "/_voxlake/runs/*.json")
+assert len(manifests) == 1, manifests
+m = json.load(open(manifests[0]))
+assert m["outcome"] == "ok", m["outcome"]
+rows = sum(t["rows"] for t in m["tables"].values())
+per_table = " ".join(f"{k}={v['rows']}" for k, v in sorted(m["tables"].items()))
+requests = sum(h["requests"] for h in m["http"].values())
+throttled = sum(h["throttled"] for h in m["http"].values())
+print(rows, requests, throttled, per_table)
+PY
+}
+
+field() { # file index(1-based)
+  awk -v i="$2" '{print $i; exit}' "$1"
+}
+
+median_run() { # prefix count → the name of the median run by wall time; its RSS becomes the max
+  python3 - "$WORK" "$1" "$2" <<'PY'
+import sys
+work, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+runs = []
+for i in range(1, count + 1):
+    wall, cpu, rss = open(f"{work}/{prefix}-{i}.measure").read().split()
+    runs.append((float(wall), f"{prefix}-{i}", int(rss)))
+runs.sort()
+wall, name, _ = runs[len(runs) // 2]
+peak = max(r[2] for r in runs)
+m = open(f"{work}/{name}.measure").read().split()
+open(f"{work}/{name}.measure", "w").write(f"{m[0]} {m[1]} {peak}\n")
+print(name, " ".join(f"{r[0]:.2f}" for r in runs))
+PY
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------- 1. voxlake, metrics, N calls
+echo "== simulator: $CALLS calls, $FROM .. $TO, no rate limit"
+start_sim "$CALLS"
+for i in $(seq 1 "$REPEAT"); do
+  echo "== voxlake run (insights_metrics) against $SIM_URL, $i of $REPEAT"
+  voxlake_run "metrics-$i" '"insights_metrics"' "$SIM_URL"
+  echo "   $(field "$WORK/metrics-$i.measure" 1)s wall"
+done
+read -r M WALLS < <(median_run metrics "$REPEAT")
+V_ROWS=$(field "$WORK/$M.rows" 1)
+V_REQ=$(field "$WORK/$M.rows" 2)
+V_WALL=$(field "$WORK/$M.measure" 1)
+V_CPU=$(field "$WORK/$M.measure" 2)
+V_RSS=$(field "$WORK/$M.measure" 3)
+V_SIMCPU=$(echo "scale=2; $(cat "$WORK/$M.simticks") / $CLK_TCK" | bc)
+V_LAKE="$WORK/$M-lake"
+echo "   median of [$WALLS]s: $V_ROWS rows, $V_REQ requests, ${V_WALL}s wall, ${V_CPU}s CPU (simulator ${V_SIMCPU}s CPU), peak RSS $V_RSS kB"
+if [ "$V_ROWS" -lt "$MIN_ROWS" ]; then
+  echo "compare.sh: only $V_ROWS metric rows (< $MIN_ROWS): raise --calls" >&2
+  exit 1
+fi
+
+# ---------------------------------------------------------------- 2. the same pages as files
+echo "== saving the same Metrics pages as files"
+read -r P_CALLS P_PAGES P_ROWS P_BYTES P_SECS < <(python3 benches/support/fetch_pages.py "$SIM_URL" "$WORK/pages" "$FROM" "$TO" 4)
+echo "   $P_CALLS calls, $P_PAGES pages, $P_ROWS rows, $(( P_BYTES / 1000000 )) MB of JSON in ${P_SECS}s"
+[ "$P_ROWS" = "$V_ROWS" ] || echo "   WARNING: the pages hold $P_ROWS rows, voxlake wrote $V_ROWS"
+
+# ---------------------------------------------------------------- 3. DuckDB, 1 thread and all
+for threads in 1 0; do
+  for i in $(seq 1 "$REPEAT"); do
+    name=duckdb$threads-$i
+    echo "== DuckDB read_json + unnest + COPY … PARTITION_BY (date), threads=$([ $threads = 0 ] && echo default || echo $threads), $i of $REPEAT"
+    rm -rf "$WORK/duckdb$threads-out"
+    measure "$name" python3 benches/support/duckdb_copy.py schemas/insights_metrics.toml \
+      "$WORK/pages/*.json" "$WORK/duckdb$threads-out" "$threads"
+    read -r rows secs used <"$WORK/$name.out"
+    # the COPY's own time, not the process's: DuckDB's import and connect are left out
+    echo "$secs $(field "$WORK/$name.measure" 2) $(field "$WORK/$name.measure" 3)" >"$WORK/$name.measure"
+    echo "   $rows rows in ${secs}s ($used threads), peak RSS $(field "$WORK/$name.measure" 3) kB"
+  done
+  read -r name WALLS < <(median_run "duckdb$threads" "$REPEAT")
+  read -r rows secs used <"$WORK/$name.out"
+  [ "$rows" = "$V_ROWS" ] || echo "   WARNING: DuckDB wrote $rows rows, voxlake $V_ROWS"
+  eval "D${threads}_ROWS=$rows D${threads}_SECS=$secs D${threads}_THREADS=$used"
+  eval "D${threads}_RSS=$(field "$WORK/$name.measure" 3) D${threads}_WALL=$(field "$WORK/$name.measure" 1)"
+done
+
+# the two outputs hold the same rows and values
+python3 - "$V_LAKE" "$WORK/duckdb1-out" <<'PY'
+import duckdb, sys
+def stats(root):
+    return duckdb.connect().execute(f"""SELECT count(*), count(DISTINCT call_sid), round(sum(sdk_edge__interval__mos), 3),
+        sum(carrier_edge__cumulative__packets_received), count(DISTINCT date)
+        FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true)""").fetchone()
+v, d = stats(sys.argv[1] + "/insights_metrics"), stats(sys.argv[2])
+print("   same data:" if v == d else "   WARNING, outputs differ:", "voxlake", v, "duckdb", d)
+PY
+
+# ---------------------------------------------------------------- 4. every per-call table
+echo "== voxlake run (insights_events, insights_metrics, call_events, call_summaries)"
+voxlake_run all '"insights_events", "insights_metrics", "call_events", "call_summaries"' "$SIM_URL"
+A_ROWS=$(field "$WORK/all.rows" 1)
+A_REQ=$(field "$WORK/all.rows" 2)
+A_WALL=$(field "$WORK/all.measure" 1)
+A_CPU=$(field "$WORK/all.measure" 2)
+A_RSS=$(field "$WORK/all.measure" 3)
+A_TABLES=$(cut -d' ' -f4- "$WORK/all.rows")
+echo "   $A_ROWS rows ($A_TABLES), $A_REQ requests, ${A_WALL}s wall, ${A_CPU}s CPU, peak RSS $A_RSS kB"
+stop_sim
+
+# ---------------------------------------------------------------- 5. 10× smaller dataset
+echo "== simulator: $SMALL_CALLS calls (10× smaller); voxlake run (insights_metrics)"
+start_sim "$SMALL_CALLS"
+voxlake_run small '"insights_metrics"' "$SIM_URL"
+stop_sim
+S_ROWS=$(field "$WORK/small.rows" 1)
+S_WALL=$(field "$WORK/small.measure" 1)
+S_RSS=$(field "$WORK/small.measure" 3)
+echo "   $S_ROWS rows, ${S_WALL}s wall, peak RSS $S_RSS kB"
+
+# ---------------------------------------------------------------- the table
+python3 - <<PY
+v_rows, v_wall, v_cpu = $V_ROWS, $V_WALL, $V_CPU
+d1 = ($D1_ROWS, $D1_SECS, $D1_RSS, "$D1_THREADS")
+dn = ($D0_ROWS, $D0_SECS, $D0_RSS, "$D0_THREADS")
+a = ($A_ROWS, $A_WALL, $A_CPU, $A_RSS)
+s = ($S_ROWS, $S_WALL, $S_RSS)
+v_rss = $V_RSS
+mb = $P_BYTES / 1e6
+def rate(rows, secs): return rows / secs if secs > 0 else float("nan")
+v = rate(v_rows, v_wall)
+print()
+print(f"{'route (insights_metrics, ' + format(v_rows, ',') + ' rows, ' + format(mb, '.0f') + ' MB JSON)':<58} {'seconds':>8} {'rows/s':>10} {'MB/s':>7} {'peak RSS':>9}")
+print(f"{'voxlake run, end to end over loopback':<58} {v_wall:>8.2f} {v:>10,.0f} {mb / v_wall:>7.1f} {v_rss / 1024:>6.0f} MB")
+print(f"{'  per voxlake CPU-second (' + format(v_cpu, '.1f') + ' s CPU; simulator $V_SIMCPU s)':<58} {v_cpu:>8.2f} {rate(v_rows, v_cpu):>10,.0f} {mb / v_cpu:>7.1f}")
+for label, d in ((f"DuckDB COPY, threads={d1[3]}", d1), (f"DuckDB COPY, threads={dn[3]} (default)", dn)):
+    print(f"{label:<58} {d[1]:>8.2f} {rate(d[0], d[1]):>10,.0f} {mb / d[1]:>7.1f} {d[2] / 1024:>6.0f} MB")
+print()
+print(f"ratio voxlake / DuckDB 1 thread   : {v / rate(d1[0], d1[1]):.2f}x   (target >= 2x)")
+print(f"ratio voxlake / DuckDB {dn[3]} threads  : {v / rate(dn[0], dn[1]):.2f}x")
+print(f"voxlake all per-call tables       : {a[0]:,} rows in {a[1]:.2f}s = {rate(a[0], a[1]):,.0f} rows/s, {a[2]:.1f}s CPU, peak RSS {a[3] / 1024:.0f} MB")
+print(f"peak RSS, metrics: {s[0]:,} rows (1x) {s[2] / 1024:.0f} MB; {v_rows:,} rows (10x) {v_rss / 1024:.0f} MB; growth {100 * (v_rss / s[2] - 1):+.0f}%   (target <= 150 MB, within 20%)")
+PY
