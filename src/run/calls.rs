@@ -72,7 +72,7 @@ async fn fetch_table(
     table: Table,
     call: &CallInfo,
 ) -> Result<Option<(Table, RecordBatch)>, CallError> {
-    let mut flattener = Flattener::new(shared.schemas.get(table));
+    let mut flattener = Flattener::from_plan(shared.flatten_plan(table));
     let mut total = FetchSummary::default();
     let page_size = shared.plan.twilio.page_size;
     match table {

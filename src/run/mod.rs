@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::events::{DriftLog, RunStats, TableCounts};
-use crate::flatten::Lineage;
+use crate::flatten::{FlattenPlan, Lineage};
 use crate::http::HttpStats;
 use crate::ids::{CallSid, TelnyxId};
 use crate::job::JobPlan;
@@ -285,9 +285,19 @@ pub(crate) struct Shared {
     records: Mutex<BTreeMap<Table, BTreeSet<HourSlice>>>,
     /// Set by SIGINT/SIGTERM.
     pub stop: Arc<crate::stop::Stop>,
+    /// Each table's schema compiled for the flattener, once per run.
+    plans: BTreeMap<Table, Arc<FlattenPlan>>,
 }
 
 impl Shared {
+    /// The table's compiled flatten plan.
+    pub(crate) fn flatten_plan(&self, table: Table) -> Arc<FlattenPlan> {
+        match self.plans.get(&table) {
+            Some(plan) => Arc::clone(plan),
+            None => FlattenPlan::new(self.schemas.get(table)),
+        }
+    }
+
     /// True when the table has a record for the hour.
     pub(crate) fn has_record(&self, table: Table, slice: HourSlice) -> bool {
         self.records
@@ -398,6 +408,10 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
     }
     let records = list_records(&lake, &plan.tables).await?;
     let coverage = CoverageSet::load(&lake, &plan.tables).await?;
+    let plans = Table::ALL
+        .into_iter()
+        .map(|t| (t, FlattenPlan::new(schemas.get(t))))
+        .collect();
     let shared = Arc::new(Shared {
         writer_settings: Arc::new(WriterSettings::new(&plan.parquet)?),
         plan,
@@ -414,6 +428,7 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
         coverage: tokio::sync::Mutex::new(coverage),
         records: Mutex::new(records),
         stop: crate::stop::Stop::listen(),
+        plans,
     });
     let http_stats: Vec<Arc<HttpStats>> =
         shared.clients.stats().into_iter().map(|(_, s)| s).collect();

@@ -164,7 +164,7 @@ async fn run_range(
         if shared.stop.requested() {
             return Err((shared.stop.error(), false));
         }
-        let mut flattener = Flattener::new(Arc::clone(&schema));
+        let mut flattener = Flattener::from_plan(shared.flatten_plan(TABLE));
         let page = pager
             .next_page(client, &mut flattener)
             .await
@@ -358,7 +358,7 @@ async fn fetch_unit(
     let stop = window.map(|w| w.1.timestamp_micros());
     let mut pager = Pager::new(client, &filter, shared.plan.telnyx.page_size, stop)
         .map_err(|e| (e.to_string(), true))?;
-    let mut flattener = Flattener::new(shared.schemas.get(TABLE));
+    let mut flattener = Flattener::from_plan(shared.flatten_plan(TABLE));
     let mut pages = 0;
     while pager
         .next_page(client, &mut flattener)

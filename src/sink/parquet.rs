@@ -52,7 +52,7 @@ impl WriterSettings {
         Ok(WriterSettings {
             properties,
             max_rows_per_file: plan.max_rows_per_file,
-            max_buffered_bytes: 32 * 1024 * 1024,
+            max_buffered_bytes: 8 * 1024 * 1024,
         })
     }
 
@@ -126,7 +126,8 @@ impl SliceFiles {
         self.rows
     }
 
-    /// Appends rows of one day.
+    /// Appends rows of one day; they stream through the day's open file (rotated at
+    /// `max_rows_per_file`), whose row group is flushed by rows or by size.
     pub async fn write(&mut self, day: i32, batch: &RecordBatch) -> Result<()> {
         let max_rows = self.settings.max_rows_per_file as u64;
         let mut offset = 0usize;

@@ -332,9 +332,17 @@ impl Lake {
     }
 
     /// A streaming writer: buffered, uploaded in parts when large; nothing is visible at the
-    /// path until `shutdown` completes it, and `abort` discards it.
+    /// path until `shutdown` completes it, and `abort` discards it. The buffer is what a file
+    /// holds in memory before it streams out: 1 MiB locally, 5 MiB (S3's smallest part) for
+    /// object stores, rather than object_store's 10 MiB default, since a run keeps a few files
+    /// per table open at once.
     pub fn writer(&self, relative: &str) -> BufWriter {
-        BufWriter::new(Arc::clone(&self.store), self.path(relative))
+        let capacity = if self.local_root.is_some() {
+            1 << 20
+        } else {
+            5 << 20
+        };
+        BufWriter::with_capacity(Arc::clone(&self.store), self.path(relative), capacity)
     }
 }
 
