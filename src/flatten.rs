@@ -19,8 +19,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringArray, StringBuilder,
-    TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringArray,
+    StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::compute::concat;
 use arrow::record_batch::RecordBatch;
@@ -185,13 +185,23 @@ impl ColumnBuilder {
         }
     }
 
-    fn append_null(&mut self) {
+    fn len(&self) -> usize {
         match self {
-            ColumnBuilder::Utf8(b) => b.append_null(),
-            ColumnBuilder::Int64(b) => b.append_null(),
-            ColumnBuilder::Float64(b) => b.append_null(),
-            ColumnBuilder::Boolean(b) => b.append_null(),
-            ColumnBuilder::Timestamp(b) => b.append_null(),
+            ColumnBuilder::Utf8(b) => b.len(),
+            ColumnBuilder::Int64(b) => b.len(),
+            ColumnBuilder::Float64(b) => b.len(),
+            ColumnBuilder::Boolean(b) => b.len(),
+            ColumnBuilder::Timestamp(b) => b.len(),
+        }
+    }
+
+    fn append_nulls(&mut self, n: usize) {
+        match self {
+            ColumnBuilder::Utf8(b) => b.append_nulls(n),
+            ColumnBuilder::Int64(b) => b.append_nulls(n),
+            ColumnBuilder::Float64(b) => b.append_nulls(n),
+            ColumnBuilder::Boolean(b) => b.append_nulls(n),
+            ColumnBuilder::Timestamp(b) => b.append_nulls(n),
         }
     }
 
@@ -207,13 +217,17 @@ impl ColumnBuilder {
 }
 
 /// The row being built and the columns built so far.
+///
+/// Nulls are filled lazily: a column that gets a value first catches up with the rows it
+/// missed (one `append_nulls`), and `finish` pads the rest. A row costs the fields it has,
+/// not the width of the schema (a metrics sample fills ~20 of ~100 columns).
 struct RowState {
     columns: Arc<[ColumnMeta]>,
     builders: Vec<ColumnBuilder>,
     extra: StringBuilder,
-    /// `filled[c] == row_stamp` when column c already has this row's value.
-    filled: Vec<u64>,
-    row_stamp: u64,
+    /// Columns filled from the request (`@call_sid`), not the record.
+    context_columns: Vec<(usize, ContextField)>,
+    /// Rows completed; the row being read has this index.
     rows: usize,
     row_extras: Vec<(String, Value)>,
     unknown_seen: HashSet<String>,
@@ -231,23 +245,21 @@ struct ColumnMeta {
 
 impl RowState {
     fn begin_row(&mut self) {
-        self.row_stamp += 1;
         self.row_extras.clear();
     }
 
     fn end_row(&mut self, ctx: &RecordContext<'_>) {
-        for c in 0..self.columns.len() {
-            if self.filled[c] == self.row_stamp {
-                continue;
-            }
-            let value = match self.columns[c].context {
-                Some(ContextField::CallSid) => ctx.call_sid,
-                Some(ContextField::AccountSid) => ctx.account_sid,
-                None => None,
+        for i in 0..self.context_columns.len() {
+            let (c, field) = self.context_columns[i];
+            let value = match field {
+                ContextField::CallSid => ctx.call_sid,
+                ContextField::AccountSid => ctx.account_sid,
             };
-            match (value, &mut self.builders[c]) {
-                (Some(text), ColumnBuilder::Utf8(b)) => b.append_value(text),
-                (_, builder) => builder.append_null(),
+            if let Some(text) = value
+                && self.claim(c)
+                && let ColumnBuilder::Utf8(b) = &mut self.builders[c]
+            {
+                b.append_value(text);
             }
         }
         if self.row_extras.is_empty() {
@@ -259,12 +271,17 @@ impl RowState {
         self.rows += 1;
     }
 
-    /// Claims column `c` for this row; false if the record gave it twice.
+    /// Claims column `c` for this row (catching up the nulls of the rows it missed); false
+    /// if the record gave it twice.
     fn claim(&mut self, c: usize) -> bool {
-        if self.filled[c] == self.row_stamp {
+        let builder = &mut self.builders[c];
+        let len = builder.len();
+        if len > self.rows {
             return false;
         }
-        self.filled[c] = self.row_stamp;
+        if len < self.rows {
+            builder.append_nulls(self.rows - len);
+        }
         true
     }
 
@@ -323,13 +340,8 @@ impl RowState {
                 .is_some(),
         };
         if !parsed_ok {
-            self.unclaim(c);
             self.mismatch(c, Value::String(text.to_string()));
         }
-    }
-
-    fn unclaim(&mut self, c: usize) {
-        self.filled[c] = self.row_stamp.wrapping_sub(1);
     }
 
     fn put_i64(&mut self, c: usize, v: i64) {
@@ -341,7 +353,6 @@ impl RowState {
             ColumnBuilder::Float64(b) => b.append_value(v as f64),
             ColumnBuilder::Utf8(b) => b.append_value(v.to_string()),
             _ => {
-                self.unclaim(c);
                 self.mismatch(c, Value::from(v));
             }
         }
@@ -379,7 +390,6 @@ impl RowState {
             _ => false,
         };
         if !stored {
-            self.unclaim(c);
             self.mismatch(c, original);
         }
     }
@@ -392,7 +402,6 @@ impl RowState {
             ColumnBuilder::Boolean(b) => b.append_value(v),
             ColumnBuilder::Utf8(b) => b.append_value(if v { "true" } else { "false" }),
             _ => {
-                self.unclaim(c);
                 self.mismatch(c, Value::Bool(v));
             }
         }
@@ -411,8 +420,15 @@ impl RowState {
         }
     }
 
-    /// Finishes every builder; keeps the first `len` rows.
+    /// Finishes every builder (padding the nulls it still owes); keeps the first `len` rows.
     fn finish_columns(&mut self, len: usize) -> Vec<ArrayRef> {
+        let rows = self.rows;
+        for builder in &mut self.builders {
+            let have = builder.len();
+            if have < rows {
+                builder.append_nulls(rows - have);
+            }
+        }
         let mut arrays: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
         arrays.push(Arc::new(self.extra.finish()));
         self.rows = 0;
@@ -504,12 +520,16 @@ impl Flattener {
             .iter()
             .map(|c| ColumnBuilder::new(c.ty))
             .collect();
+        let context_columns = columns
+            .iter()
+            .enumerate()
+            .filter_map(|(c, meta)| meta.context.map(|field| (c, field)))
+            .collect();
         let state = RowState {
-            filled: vec![0; columns.len()],
             columns,
             builders,
-            extra: StringBuilder::new(),
-            row_stamp: 0,
+            extra: StringBuilder::with_capacity(INITIAL_ROWS, 256),
+            context_columns,
             rows: 0,
             row_extras: Vec::new(),
             unknown_seen: HashSet::new(),
