@@ -216,7 +216,10 @@ impl ApiClient {
             .build()
             .map_err(|e| setup(format!("cannot build the HTTP client: {e}")))?;
         let rate = NonZeroU32::new(config.requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::per_second(rate).allow_burst(NonZeroU32::MIN);
+        // A burst of a fiftieth of a second's permits: strict pacing at the rates APIs set
+        // (25/s -> 1), and no timer wake-up per request when the limiter is wide open.
+        let burst = NonZeroU32::new(rate.get() / 50).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_second(rate).allow_burst(burst);
         Ok(ApiClient {
             http,
             api: config.api,
