@@ -138,10 +138,20 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "AC00000000000000000000000000000000")]
     pub account_sid: String,
     /// Auth token accepted (or from the environment, to keep it out of process lists).
-    #[arg(long, env = "VOXLAKE_SIMULATOR_TOKEN", default_value = "simulator-token", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "VOXLAKE_SIMULATOR_TOKEN",
+        default_value = "simulator-token",
+        hide_env_values = true
+    )]
     pub auth_token: String,
     /// Telnyx API key accepted (or from the environment).
-    #[arg(long, env = "VOXLAKE_SIMULATOR_TELNYX_KEY", default_value = "simulator-key", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "VOXLAKE_SIMULATOR_TELNYX_KEY",
+        default_value = "simulator-key",
+        hide_env_values = true
+    )]
     pub telnyx_key: String,
     /// Enforce this many requests per second per API (429 beyond).
     #[arg(long)]

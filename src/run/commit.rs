@@ -230,9 +230,7 @@ pub(crate) async fn commit_slice(shared: &Shared, mut build: SliceBuild) -> Resu
         }
     }
     if build.mark_done {
-        shared
-            .mark_done(&build.tables, build.slice, !files_written.is_empty())
-            .await?;
+        shared.mark_done(&build.tables, build.slice).await?;
     }
     Ok(Committed {
         files: files_written,

@@ -314,12 +314,7 @@ impl Shared {
     }
 
     /// Marks an hour done for these tables and saves their coverage.
-    pub(crate) async fn mark_done(
-        &self,
-        tables: &[Table],
-        slice: HourSlice,
-        _had_rows: bool,
-    ) -> Result<()> {
+    pub(crate) async fn mark_done(&self, tables: &[Table], slice: HourSlice) -> Result<()> {
         let mut coverage = self.coverage.lock().await;
         for table in tables {
             let entry = coverage.tables.entry(*table).or_default();

@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
-use url::Url;
 
 use super::{FetchSummary, RelativeNextUri, SourceError, fetch_all};
 use crate::flatten::{Flattener, RecordContext};
@@ -153,13 +152,4 @@ pub async fn discover_calls(
     calls.sort_by(|a, b| (a.anchor_micros, &a.sid).cmp(&(b.anchor_micros, &b.sid)));
     calls.dedup_by(|a, b| a.sid == b.sid);
     Ok(calls)
-}
-
-/// The call resource's URL (for tests and messages).
-pub fn call_url(
-    client: &ApiClient,
-    account: &AccountSid,
-    call: &CallSid,
-) -> Result<Url, SourceError> {
-    Ok(client.join(&format!("/2010-04-01/Accounts/{account}/Calls/{call}.json"))?)
 }
