@@ -224,7 +224,7 @@ fn default_zstd_level() -> i64 {
     3
 }
 fn default_row_group_rows() -> i64 {
-    131_072
+    32_768
 }
 fn default_max_rows_per_file() -> i64 {
     1_000_000
