@@ -1,7 +1,7 @@
 //! Issue 5: the fault matrix. Every fault ends with exact data (or a clear, named failure where
 //! no data can be right), and the next run completes.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use voxlake::simulator::Faults;
 
@@ -217,7 +217,7 @@ fn redirects_are_not_followed() {
 
 #[test]
 fn the_client_lowers_its_rate_when_429s_keep_coming() {
-    let mut config = sim_config(5);
+    let mut config = sim_config(12);
     config.rate_limit_per_sec = Some(4);
     let world = World::with_sim(config);
     let sids = world.call_sids();
@@ -248,14 +248,13 @@ fn interrupt(signal: &str, code: i32) {
         "--to",
         "2024-05-02",
     ];
-    let child = Command::new(env!("CARGO_BIN_EXE_voxlake"))
-        .args(args)
-        .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = world.spawn(
+        &args,
+        &[
+            ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+            ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+        ],
+    );
     while world.stats().requests < 20 {
         std::thread::yield_now();
     }

@@ -354,13 +354,7 @@ fn the_server_stopped_mid_run_then_back_completes_exactly() {
         "s3://lake/nightly",
     ];
     let env = s3.env(SECRET);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_voxlake"))
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = world.spawn(&args, &env);
     // Stop the server once a third of the calls were fetched.
     while world.stats().requests < 40 {
         assert!(

@@ -1,8 +1,6 @@
 //! Issue 3: nightly runs from a watermark, backfills that resume after SIGKILL, failed hours
 //! fetched again, status.
 
-use std::process::{Command, Stdio};
-
 use rand::Rng;
 
 use crate::util::*;
@@ -148,14 +146,13 @@ fn a_backfill_killed_at_random_moments_resumes_exactly() {
         let served = world.stats().requests;
         let remaining = total_requests.saturating_sub(served);
         let kill_after = served + rng.random_range(5..(remaining / 2).max(6));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_voxlake"))
-            .args(args)
-            .env("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
-            .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
+        let mut child = world.spawn(
+            &args,
+            &[
+                ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+                ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+            ],
+        );
         while world.stats().requests < kill_after {
             if let Some(status) = child.try_wait().expect("wait") {
                 panic!("seed {seed}: the backfill ended ({status}) before it could be killed");

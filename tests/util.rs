@@ -180,6 +180,19 @@ impl World {
         }
     }
 
+    /// Starts the real binary in the background (stderr piped, stdout discarded), for tests
+    /// that signal or kill it mid-run; `vars` are its only credential variables.
+    pub fn spawn(&self, args: &[&str], vars: &[(&str, &str)]) -> std::process::Child {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_voxlake"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .envs(vars.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        command.spawn().expect("spawn voxlake")
+    }
+
     /// Every call SID of the simulator's model.
     pub fn call_sids(&self) -> Vec<String> {
         self.sim()
