@@ -77,7 +77,7 @@ impl DriftLog {
         for path in paths {
             if seen.insert((table, path.clone())) {
                 tracing::warn!(table = %table, field = %path,
-                    "the API sent a field the schema does not name; kept in _extra");
+                    "the API sent a field the schema does not name, or a value its column cannot hold; kept in _extra as sent");
             }
         }
     }

@@ -229,7 +229,13 @@ struct RowState {
     context_columns: Vec<(usize, ContextField)>,
     /// Rows completed; the row being read has this index.
     rows: usize,
-    row_extras: Vec<(String, Value)>,
+    /// This row's `_extra` entries: (path, JSON text exactly as the API sent it).
+    row_extras: Vec<(String, String)>,
+    /// Reading numbers from their raw text (slower, exact): set for a page that had a value
+    /// the fast path could not keep exactly.
+    exact: bool,
+    /// The fast path met such a value: the page is read again in exact mode.
+    needs_exact: bool,
     unknown_seen: HashSet<String>,
     unknown_new: Vec<String>,
     partition_column: usize,
@@ -285,17 +291,74 @@ impl RowState {
         true
     }
 
-    fn keep_extra(&mut self, path: String, value: Value, why: &str) {
+    /// Keeps a value (as JSON text) in the row's `_extra` and reports its path once.
+    fn keep_extra(&mut self, path: String, json_text: String, why: &str) {
         if self.unknown_seen.insert(path.clone()) {
             self.unknown_new.push(format!("{path} ({why})"));
         }
-        self.row_extras.push((path, value));
+        self.row_extras.push((path, json_text));
     }
 
     fn mismatch(&mut self, c: usize, value: Value) {
+        self.mismatch_text(c, value.to_string());
+    }
+
+    fn mismatch_text(&mut self, c: usize, json_text: String) {
         let path = self.columns[c].path.clone();
         let why = format!("not a {}", self.columns[c].ty.name());
-        self.keep_extra(path, value, &why);
+        self.keep_extra(path, json_text, &why);
+    }
+
+    /// A number as its JSON text (exact mode): into its column when the column can hold it
+    /// exactly, else into `_extra` as the text the API sent.
+    fn put_number_text(&mut self, c: usize, text: &str) {
+        if !self.claim(c) {
+            return self.mismatch_text(c, text.to_string());
+        }
+        let as_float = text.parse::<f64>().ok().filter(|v| v.is_finite());
+        let integral = |v: &f64| v.fract() == 0.0 && v.abs() < 9.0e15;
+        let ty = self.columns[c].ty;
+        let stored = match &mut self.builders[c] {
+            ColumnBuilder::Int64(b) => {
+                match text
+                    .parse::<i64>()
+                    .ok()
+                    .or(as_float.filter(integral).map(|v| v as i64))
+                {
+                    Some(v) => {
+                        b.append_value(v);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            ColumnBuilder::Float64(b) => match as_float {
+                Some(v) => {
+                    b.append_value(v);
+                    true
+                }
+                None => false,
+            },
+            ColumnBuilder::Utf8(b) => {
+                b.append_value(text);
+                true
+            }
+            _ => false,
+        };
+        if !stored {
+            let out_of_range = match ty {
+                ColumnType::Int64 => as_float.is_none_or(|v| v.fract() == 0.0),
+                ColumnType::Float64 => true,
+                _ => false,
+            };
+            let why = if out_of_range {
+                format!("out of range for {}", ty.name())
+            } else {
+                format!("not a {}", ty.name())
+            };
+            let path = self.columns[c].path.clone();
+            self.keep_extra(path, text.to_string(), &why);
+        }
     }
 
     fn put_str(&mut self, c: usize, text: &str) {
@@ -361,11 +424,26 @@ impl RowState {
     fn put_u64(&mut self, c: usize, v: u64) {
         match i64::try_from(v) {
             Ok(v) => self.put_i64(c, v),
-            Err(_) => self.put_f64_or_keep(c, v as f64, Value::from(v)),
+            Err(_) if self.columns[c].ty == ColumnType::Float64 => {
+                self.put_f64_or_keep(c, v as f64, Value::from(v))
+            }
+            // Its text decides: an Int64 column cannot hold it, `_extra` keeps it as sent.
+            Err(_) => self.needs_exact = true,
         }
     }
 
     fn put_f64(&mut self, c: usize, v: f64) {
+        let exact_here = match self.columns[c].ty {
+            ColumnType::Float64 => true,
+            ColumnType::Int64 => v.fract() == 0.0 && v.abs() < 9.0e15,
+            _ => false,
+        };
+        if !exact_here {
+            // A float for a text column (its text may differ from the float's), a big
+            // integer, or a mismatch: the exact path keeps what the API wrote.
+            self.needs_exact = true;
+            return;
+        }
         let original = serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number);
         self.put_f64_or_keep(c, v, original)
     }
@@ -412,8 +490,7 @@ impl RowState {
             return;
         }
         if !self.claim(c) {
-            let value = serde_json::from_str(text).unwrap_or(Value::Null);
-            return self.mismatch(c, value);
+            return self.mismatch_text(c, minified(text));
         }
         if let ColumnBuilder::Utf8(b) = &mut self.builders[c] {
             b.append_value(text);
@@ -439,30 +516,77 @@ impl RowState {
     }
 }
 
-/// Builds the `_extra` JSON object of a row: unknown paths nested as in the record.
-fn nest_extras(extras: Vec<(String, Value)>) -> String {
-    let mut root = Map::new();
-    for (path, value) in extras {
+/// A node of a row's `_extra` object: JSON text as the API sent it, or an object of paths.
+enum ExtraNode {
+    Text(String),
+    Object(std::collections::BTreeMap<String, ExtraNode>),
+}
+
+/// Builds the `_extra` JSON object of a row: unknown paths nested as in the record, keys in
+/// order, values as the API wrote them (no number is rounded through a float).
+fn nest_extras(extras: Vec<(String, String)>) -> String {
+    let mut root = std::collections::BTreeMap::new();
+    for (path, text) in extras {
         let mut object = &mut root;
         let mut segments = path.split('.').peekable();
         while let Some(segment) = segments.next() {
             if segments.peek().is_none() {
-                object.insert(segment.to_string(), value);
+                object.insert(segment.to_string(), ExtraNode::Text(minified(&text)));
                 break;
             }
             let entry = object
                 .entry(segment.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Value::Object(Map::new());
+                .or_insert_with(|| ExtraNode::Object(Default::default()));
+            if let ExtraNode::Text(_) = entry {
+                *entry = ExtraNode::Object(Default::default());
             }
             match entry {
-                Value::Object(inner) => object = inner,
-                _ => break,
+                ExtraNode::Object(inner) => object = inner,
+                ExtraNode::Text(_) => break,
             }
         }
     }
-    Value::Object(root).to_string()
+    let mut out = String::new();
+    write_extra_object(&root, &mut out);
+    out
+}
+
+fn write_extra_object(object: &std::collections::BTreeMap<String, ExtraNode>, out: &mut String) {
+    out.push('{');
+    for (i, (key, node)) in object.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&Value::String(key.clone()).to_string());
+        out.push(':');
+        match node {
+            ExtraNode::Text(text) => out.push_str(text),
+            ExtraNode::Object(inner) => write_extra_object(inner, out),
+        }
+    }
+    out.push('}');
+}
+
+/// JSON text without the whitespace between tokens (strings untouched).
+fn minified(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for ch in text.chars() {
+        if in_string {
+            out.push(ch);
+            if escaped {
+                escaped = false;
+            } else if ch == '\\' {
+                escaped = true;
+            } else if ch == '"' {
+                in_string = false;
+            }
+        } else if !ch.is_ascii_whitespace() {
+            in_string = ch == '"';
+            out.push(ch);
+        }
+    }
+    out
 }
 
 /// What a table's schema compiles to for flattening: the trie of its JSON paths and its
@@ -532,6 +656,8 @@ impl Flattener {
             context_columns,
             rows: 0,
             row_extras: Vec::new(),
+            exact: false,
+            needs_exact: false,
             unknown_seen: HashSet::new(),
             unknown_new: Vec::new(),
             partition_column: schema.partition_column,
@@ -548,23 +674,23 @@ impl Flattener {
 
     /// Reads one page: its records become rows, its other keys are returned for paging.
     /// On error the page's rows are dropped and earlier pages' rows are kept.
+    ///
+    /// A page is read on a fast path first; a value that path cannot keep exactly (a number
+    /// beyond 64 bits or out of a float's range, a float where text or an integer goes) makes
+    /// it read the page again from the numbers' raw text, so such a value lands in `_extra` as
+    /// the API wrote it and the row still lands.
     pub fn push_page(
         &mut self,
         body: &[u8],
         ctx: &RecordContext<'_>,
     ) -> Result<PageOutcome, FlattenError> {
-        self.state.last_partition_micros = None;
-        let before = self.state.rows;
-        let seed = PageSeed {
-            trie: &self.plan.trie,
-            state: &mut self.state,
-            ctx,
-            records_key: &self.schema.records_key,
-        };
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let parsed = seed
-            .deserialize(&mut deserializer)
-            .and_then(|meta| deserializer.end().map(|()| meta));
+        let mut before = self.state.rows;
+        let mut parsed = self.parse_page(body, ctx, false);
+        if parsed.is_err() || self.state.needs_exact {
+            self.rollback();
+            before = self.state.rows;
+            parsed = self.parse_page(body, ctx, true);
+        }
         match parsed {
             Ok(Some(meta)) => {
                 self.committed_rows = self.state.rows;
@@ -587,21 +713,55 @@ impl Flattener {
         }
     }
 
-    /// Reads a body that is one record (a single-resource endpoint).
-    pub fn push_record(
+    fn parse_page(
         &mut self,
         body: &[u8],
         ctx: &RecordContext<'_>,
-    ) -> Result<(), FlattenError> {
+        exact: bool,
+    ) -> Result<Option<PageMeta>, serde_json::Error> {
+        self.state.last_partition_micros = None;
+        self.state.exact = exact;
+        self.state.needs_exact = false;
+        let seed = PageSeed {
+            trie: &self.plan.trie,
+            state: &mut self.state,
+            ctx,
+            records_key: &self.schema.records_key,
+        };
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        seed.deserialize(&mut deserializer)
+            .and_then(|meta| deserializer.end().map(|()| meta))
+    }
+
+    fn parse_record(
+        &mut self,
+        body: &[u8],
+        ctx: &RecordContext<'_>,
+        exact: bool,
+    ) -> Result<(), serde_json::Error> {
+        self.state.exact = exact;
+        self.state.needs_exact = false;
         let seed = RecordSeed {
             node: &self.plan.trie,
             state: &mut self.state,
             ctx,
         };
         let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let parsed = seed
-            .deserialize(&mut deserializer)
-            .and_then(|()| deserializer.end());
+        seed.deserialize(&mut deserializer)
+            .and_then(|()| deserializer.end())
+    }
+
+    /// Reads a body that is one record (a single-resource endpoint), like a page's records.
+    pub fn push_record(
+        &mut self,
+        body: &[u8],
+        ctx: &RecordContext<'_>,
+    ) -> Result<(), FlattenError> {
+        let mut parsed = self.parse_record(body, ctx, false);
+        if parsed.is_err() || self.state.needs_exact {
+            self.rollback();
+            parsed = self.parse_record(body, ctx, true);
+        }
         match parsed {
             Ok(()) => {
                 self.committed_rows = self.state.rows;
@@ -834,9 +994,10 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
                     state: &mut *self.state,
                 })?,
                 None => {
-                    let value: Value = map.next_value()?;
+                    let raw: &'de RawValue = map.next_value()?;
                     let path = join_path(&self.node.path, &key.0);
-                    self.state.keep_extra(path, value, "not in the schema");
+                    self.state
+                        .keep_extra(path, raw.get().to_string(), "not in the schema");
                 }
             }
         }
@@ -853,7 +1014,24 @@ struct ValueSeed<'a> {
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
+        if !self.state.exact {
+            return deserializer.deserialize_any(self);
+        }
+        let raw = <&'de RawValue>::deserialize(deserializer)?;
+        let text = raw.get();
+        let (column, state) = (self.column, self.state);
+        match text.as_bytes().first() {
+            Some(b'"') => {
+                let value: String = serde_json::from_str(text).map_err(de::Error::custom)?;
+                state.put_str(column, &value);
+            }
+            Some(b't') => state.put_bool(column, true),
+            Some(b'f') => state.put_bool(column, false),
+            Some(b'n') | None => {}
+            Some(b'{' | b'[') => state.mismatch_text(column, minified(text)),
+            Some(_) => state.put_number_text(column, text),
+        }
+        Ok(())
     }
 }
 
@@ -885,14 +1063,15 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
     }
+    // An object or array where a value goes: the exact path keeps it as the API wrote it.
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let value = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        self.state.mismatch(self.column, value);
+        de::IgnoredAny::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        self.state.needs_exact = true;
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        let value = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        self.state.mismatch(self.column, value);
+        de::IgnoredAny::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        self.state.needs_exact = true;
         Ok(())
     }
 }
@@ -908,12 +1087,28 @@ impl<'de> DeserializeSeed<'de> for NestedSeed<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         let NestedSeed { node, state } = self;
+        if state.exact {
+            // Exact: the value's raw text first; an object is then walked from that text.
+            let raw = <&'de RawValue>::deserialize(deserializer)?;
+            let text = raw.get();
+            match text.as_bytes().first() {
+                Some(b'{') => {
+                    let mut inner = serde_json::Deserializer::from_str(text);
+                    inner
+                        .deserialize_map(ObjectVisitor { node, state })
+                        .map_err(de::Error::custom)?;
+                }
+                Some(b'n') | None => {}
+                Some(_) => state.keep_extra(node.path.clone(), minified(text), "not an object"),
+            }
+            return Ok(());
+        }
         let value = deserializer.deserialize_any(NestedVisitor {
             node,
             state: &mut *state,
         })?;
         if let Some(value) = value {
-            state.keep_extra(node.path.clone(), value, "not an object");
+            state.keep_extra(node.path.clone(), value.to_string(), "not an object");
         }
         Ok(())
     }
@@ -950,16 +1145,18 @@ impl<'de> Visitor<'de> for NestedVisitor<'_> {
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<Value>, E> {
         Ok(Some(Value::from(v)))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<Value>, E> {
-        Ok(Some(
-            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
-        ))
+    // A float's text, or an array's numbers, may not survive a float: read exactly.
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<Value>, E> {
+        self.state.needs_exact = true;
+        Ok(None)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<Value>, E> {
         Ok(Some(Value::String(v.to_string())))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Value>, A::Error> {
-        Value::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Some)
+        de::IgnoredAny::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        self.state.needs_exact = true;
+        Ok(None)
     }
 }
 
@@ -1090,6 +1287,50 @@ mod tests {
         let mos = column(&batch, "sdk_edge__interval__mos").as_primitive::<Float64Type>();
         assert_eq!((mos.value(0), mos.value(1)), (4.39, 4.39));
         assert!(f.finish(&lineage()).expect("finish").is_none());
+    }
+
+    /// Issue 9.8: numbers a float or 64 bits cannot hold keep their text in `_extra`; the row
+    /// lands and the field is reported.
+    #[test]
+    fn out_of_range_numbers_land_in_extra_as_the_api_wrote_them() {
+        let page = r#"{"meta": {}, "metrics": [
+            {"timestamp": "2019-10-07T22:32:06Z", "sdk_edge": {"interval": {"mos": {"value": 1e400}},
+              "cumulative": {"bytes_sent": 99999999999999999999999, "packets_sent": 12}},
+             "odd": {"big": 99999999999999999999999, "tiny": -1e-400, "list": [1.50, 2e999]},
+             "call_sid": 1.50},
+            {"timestamp": "2019-10-07T22:32:16Z", "sdk_edge": {"interval": {"mos": {"value": 4.2}}}}]}"#;
+        let mut f = flattener(Table::InsightsMetrics);
+        let outcome = f
+            .push_page(page.as_bytes(), &RecordContext::default())
+            .expect("the page lands");
+        assert_eq!(outcome.rows, 2);
+        let mut unknown = f.take_new_unknown_paths();
+        unknown.sort();
+        assert_eq!(
+            unknown,
+            [
+                "odd (not in the schema)",
+                "sdk_edge.cumulative.bytes_sent (out of range for Int64)",
+                "sdk_edge.interval.mos.value (out of range for Float64)",
+            ]
+        );
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        let extra = column(&batch, "_extra").as_string::<i32>();
+        assert_eq!(
+            extra.value(0),
+            r#"{"odd":{"big":99999999999999999999999,"tiny":-1e-400,"list":[1.50,2e999]},"sdk_edge":{"cumulative":{"bytes_sent":99999999999999999999999},"interval":{"mos":{"value":1e400}}}}"#
+        );
+        assert!(extra.is_null(1));
+        let mos = column(&batch, "sdk_edge__interval__mos").as_primitive::<Float64Type>();
+        assert!(mos.is_null(0));
+        assert_eq!(mos.value(1), 4.2);
+        let sent = column(&batch, "sdk_edge__cumulative__packets_sent").as_primitive::<Int64Type>();
+        assert_eq!(sent.value(0), 12);
+        // A float where text goes keeps its text.
+        assert_eq!(
+            column(&batch, "call_sid").as_string::<i32>().value(0),
+            "1.50"
+        );
     }
 
     #[test]

@@ -49,6 +49,9 @@ if [ -z "$DENY" ]; then
   fi
 fi
 echo "== cargo deny (licenses, bans, sources)"
+# cargo-deny reads `cargo metadata` for every platform: fetch the crates a build for this one
+# did not need (it runs offline after that).
+cargo fetch --quiet
 "$DENY" --config .ci/deny.toml --offline check licenses bans sources
 
 echo "== cargo test"

@@ -13,6 +13,7 @@ mod per_call;
 mod proxy;
 mod reliability;
 mod s3;
+mod safety;
 mod secrets;
 mod state;
 mod store;

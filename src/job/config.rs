@@ -120,6 +120,10 @@ pub struct TelnyxSection {
     /// `page[size]` asked for (1–250).
     #[serde(default = "default_telnyx_page_size")]
     pub page_size: i64,
+    /// Pages one listing may take at most: a server that never stops paging fails the
+    /// listing instead of running forever.
+    #[serde(default = "default_telnyx_max_pages")]
+    pub max_pages: i64,
 }
 
 impl Default for TelnyxSection {
@@ -129,6 +133,7 @@ impl Default for TelnyxSection {
             requests_per_second: default_telnyx_rps(),
             concurrency: default_telnyx_concurrency(),
             page_size: default_telnyx_page_size(),
+            max_pages: default_telnyx_max_pages(),
         }
     }
 }
@@ -144,6 +149,9 @@ fn default_telnyx_concurrency() -> i64 {
 }
 fn default_telnyx_page_size() -> i64 {
     250
+}
+fn default_telnyx_max_pages() -> i64 {
+    10_000
 }
 
 /// `[http]`

@@ -60,8 +60,10 @@ impl Output {
                 prefix,
             });
         }
-        if let Some(path) = text.strip_prefix("file://") {
-            return Ok(Output::Local(PathBuf::from(path)));
+        if text.starts_with("file:") {
+            return file_url_path(text)
+                .map(Output::Local)
+                .map_err(|why| bad(&why));
         }
         if let Some((scheme, _)) = text.split_once("://") {
             return Err(bad(&format!(
@@ -79,6 +81,30 @@ impl Output {
             Output::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
         }
     }
+}
+
+/// The local path of a `file:` URL by RFC 8089: `file:///abs`, `file://localhost/abs` and
+/// `file:/abs` name a local absolute path; another host is refused (voxlake writes only here).
+fn file_url_path(text: &str) -> std::result::Result<PathBuf, String> {
+    let url = Url::parse(text).map_err(|e| format!("not a file URL ({e})"))?;
+    match url.host_str() {
+        None | Some("") | Some("localhost") => {}
+        Some(host) => {
+            return Err(format!(
+                "file:// URLs name this machine's files; host {host:?} is not this machine \
+                 (use file:///path or file://localhost/path)"
+            ));
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("a file URL takes no query or fragment".into());
+    }
+    // `to_file_path` decodes %-escapes and refuses what is not a local absolute path.
+    let mut local = url.clone();
+    let _ = local.set_host(None);
+    local
+        .to_file_path()
+        .map_err(|()| "not a local absolute path".to_string())
 }
 
 /// Which Insights edges to ask for.
@@ -136,6 +162,8 @@ pub struct TelnyxPlan {
     pub concurrency: usize,
     /// `page[size]`.
     pub page_size: u32,
+    /// Pages one listing may take at most.
+    pub max_pages: u32,
     /// `TELNYX_API_KEY` (None when the Telnyx table is not asked for).
     pub api_key: Option<Secret>,
 }
@@ -275,6 +303,7 @@ impl JobPlan {
             concurrency: in_range("telnyx.concurrency", config.telnyx.concurrency, 1, 256)?
                 as usize,
             page_size: in_range("telnyx.page_size", config.telnyx.page_size, 1, 250)?,
+            max_pages: in_range("telnyx.max_pages", config.telnyx.max_pages, 1, 10_000_000)?,
             api_key: needs_telnyx.then(|| telnyx_key(env)).transpose()?,
         };
         Ok(JobPlan {
@@ -550,6 +579,17 @@ mod tests {
             Output::parse("file:///tmp/x").expect("file"),
             Output::Local("/tmp/x".into())
         );
+        // RFC 8089: `localhost` is this machine; no host is this machine; others are refused.
+        assert_eq!(
+            Output::parse("file://localhost/tmp/x").expect("localhost"),
+            Output::Local("/tmp/x".into())
+        );
+        assert_eq!(
+            Output::parse("file:/tmp/a%20b").expect("no authority"),
+            Output::Local("/tmp/a b".into())
+        );
+        let e = Output::parse("file://elsewhere/tmp/x").expect_err("another host");
+        assert!(e.to_string().contains("is not this machine"), "{e}");
     }
 }
 

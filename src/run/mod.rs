@@ -285,11 +285,24 @@ pub(crate) struct Shared {
     records: Mutex<BTreeMap<Table, BTreeSet<HourSlice>>>,
     /// Set by SIGINT/SIGTERM.
     pub stop: Arc<crate::stop::Stop>,
+    /// The clock pinned by `--now`; None = the real clock.
+    pub pinned_now: Option<DateTime<Utc>>,
     /// Each table's schema compiled for the flattener, once per run.
     plans: BTreeMap<Table, Arc<FlattenPlan>>,
 }
 
 impl Shared {
+    /// Now, by the run's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.pinned_now.unwrap_or_else(Utc::now)
+    }
+
+    /// True when an hour had ended `lag` before `fetched_at`: its data is complete, so a
+    /// backfill may skip it from now on. Later hours are fetched but stay pending.
+    pub(crate) fn closed_at(&self, hour: HourSlice, fetched_at: DateTime<Utc>) -> bool {
+        hour.end() <= fetched_at - self.plan.lag
+    }
+
     /// The table's compiled flatten plan.
     pub(crate) fn flatten_plan(&self, table: Table) -> Arc<FlattenPlan> {
         match self.plans.get(&table) {
@@ -423,6 +436,7 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
         coverage: tokio::sync::Mutex::new(coverage),
         records: Mutex::new(records),
         stop: crate::stop::Stop::listen(),
+        pinned_now: options.now,
         plans,
     });
     let http_stats: Vec<Arc<HttpStats>> =

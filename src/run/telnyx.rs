@@ -63,9 +63,16 @@ fn rows_by_hour(
         .collect()
 }
 
-fn replace_for(hour: HourSlice, from: DateTime<Utc>, to: DateTime<Utc>) -> (Replace, bool) {
+/// How a window's hour replaces what it had, and whether it is done once committed (wholly
+/// inside the window, and closed when the listing started).
+fn replace_for(
+    hour: HourSlice,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    closed: bool,
+) -> (Replace, bool) {
     if hour.start() >= from && hour.end() <= to {
-        return (Replace::All, true);
+        return (Replace::All, closed);
     }
     let start = hour.start().max(from).timestamp_micros();
     let end = hour.end().min(to).timestamp_micros();
@@ -154,10 +161,13 @@ async fn run_range(
         client,
         &filter,
         shared.plan.telnyx.page_size,
+        shared.plan.telnyx.max_pages,
         Some(window.1),
     )
     .map_err(range_error)?;
     let mut open: BTreeMap<HourSlice, SliceBuild> = BTreeMap::new();
+    let listed_at = shared.now();
+    let closed = |hour: HourSlice| shared.closed_at(hour, listed_at);
     let mut next_hour = HourSlice::from_time(range_from);
     let last_hour = HourSlice::from_micros(window.1 - 1);
     loop {
@@ -183,8 +193,8 @@ async fn run_range(
             rows_by_hour(&batch, schema.partition_column, Some(window)).map_err(run_error)?
         {
             let build = open.entry(hour).or_insert_with(|| {
-                let (replace, whole) = replace_for(hour, window_from, window_to);
-                SliceBuild::new(hour, "telnyx", vec![TABLE], replace, whole)
+                let (replace, done) = replace_for(hour, window_from, window_to, closed(hour));
+                SliceBuild::new(hour, "telnyx", vec![TABLE], replace, done)
             });
             build
                 .add_rows(
@@ -199,13 +209,13 @@ async fn run_range(
         // Events come in time order: hours before the page's last event are complete.
         if let Some(last) = page.last_partition_micros {
             let current = HourSlice::from_micros(last).min(last_hour.next());
-            let window = (window_from, window_to);
+            let window = (window_from, window_to, listed_at);
             commit_before(shared, &mut next_hour, current, &mut open, window, outcome)
                 .await
                 .map_err(run_error)?;
         }
     }
-    let window = (window_from, window_to);
+    let window = (window_from, window_to, listed_at);
     commit_before(
         shared,
         &mut next_hour,
@@ -224,11 +234,11 @@ async fn commit_before(
     next_hour: &mut HourSlice,
     until: HourSlice,
     open: &mut BTreeMap<HourSlice, SliceBuild>,
-    window: (DateTime<Utc>, DateTime<Utc>),
+    window: (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>),
     outcome: &mut Outcome,
 ) -> Result<()> {
     while *next_hour < until {
-        commit_hour(shared, *next_hour, open, window.0, window.1, outcome).await?;
+        commit_hour(shared, *next_hour, open, window, outcome).await?;
         *next_hour = next_hour.next();
     }
     Ok(())
@@ -238,13 +248,13 @@ async fn commit_hour(
     shared: &Shared,
     hour: HourSlice,
     open: &mut BTreeMap<HourSlice, SliceBuild>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to, listed_at): (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>),
     outcome: &mut Outcome,
 ) -> Result<()> {
     let build = open.remove(&hour).unwrap_or_else(|| {
-        let (replace, whole) = replace_for(hour, from, to);
-        SliceBuild::new(hour, "telnyx", vec![TABLE], replace, whole)
+        let closed = shared.closed_at(hour, listed_at);
+        let (replace, done) = replace_for(hour, from, to, closed);
+        SliceBuild::new(hour, "telnyx", vec![TABLE], replace, done)
     });
     if !build.mark_done {
         outcome.undone.insert(hour);
@@ -356,7 +366,8 @@ async fn fetch_unit(
         session: (kind == "session").then(|| id.clone()),
     };
     let stop = window.map(|w| w.1.timestamp_micros());
-    let mut pager = Pager::new(client, &filter, shared.plan.telnyx.page_size, stop)
+    let telnyx = &shared.plan.telnyx;
+    let mut pager = Pager::new(client, &filter, telnyx.page_size, telnyx.max_pages, stop)
         .map_err(|e| (e.to_string(), true))?;
     let mut flattener = Flattener::from_plan(shared.flatten_plan(TABLE));
     let mut pages = 0;

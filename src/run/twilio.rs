@@ -29,11 +29,15 @@ pub(crate) struct HourWork {
     pub calls: Vec<CallInfo>,
     /// The hour lies wholly inside a window: it becomes exactly this run's calls.
     pub whole: bool,
+    /// The hour had ended (and `lag` had passed) when its calls were listed: once committed
+    /// whole it is done.
+    pub closed: bool,
 }
 
 struct OpenHour {
     build: SliceBuild,
     whole: bool,
+    closed: bool,
     remaining: usize,
     ok: HashSet<String>,
     failed: Vec<FailedCall>,
@@ -116,6 +120,7 @@ async fn accept(
             hour.whole,
         ),
         whole: hour.whole,
+        closed: hour.closed,
         remaining: hour.calls.len(),
         ok: HashSet::new(),
         failed: Vec::new(),
@@ -182,7 +187,7 @@ async fn commit_hour(shared: &Shared, mut hour: OpenHour, outcome: &mut Outcome)
             time: None,
         };
     }
-    hour.build.mark_done = hour.whole && clean;
+    hour.build.mark_done = hour.whole && clean && hour.closed;
     if !hour.build.mark_done {
         outcome.undone.insert(slice);
     }
@@ -244,6 +249,7 @@ pub(crate) async fn produce_calls(
             slice,
             calls,
             whole: false,
+            closed: false,
         };
         if tx.send(hour).await.is_err() {
             break;
@@ -282,6 +288,7 @@ pub(crate) async fn produce_window(
         };
         let chunk_from = first.start().max(from);
         let chunk_to = last.end().min(to);
+        let listed_at = shared.now();
         let calls = directory.calls(&shared, chunk_from, chunk_to).await?;
         RunStats::bump(
             &shared.stats.calls_total,
@@ -304,6 +311,7 @@ pub(crate) async fn produce_window(
                     slice,
                     calls,
                     whole,
+                    closed: shared.closed_at(slice, listed_at),
                 })
                 .await
                 .is_err()

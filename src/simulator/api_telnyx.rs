@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Duration};
 use serde::Serialize;
 
+use super::config::Faults;
 use super::model::{EventRef, Model};
 use super::paging::{Params, telnyx_page};
 use super::reply::{Reply, internal, telnyx_bad_request};
@@ -106,9 +107,13 @@ fn leg_filter(model: &Model, params: &Params) -> Option<Vec<usize>> {
 }
 
 /// `GET /v2/call_events`.
-pub(crate) fn call_events(model: &Model, params: &Params) -> Result<Reply, Reply> {
+pub(crate) fn call_events(model: &Model, params: &Params, faults: &Faults) -> Result<Reply, Reply> {
     let occurred = occurred_filter(params)?;
-    let page = telnyx_page(params)?;
+    let mut page = telnyx_page(params)?;
+    let asked = page.number;
+    if faults.telnyx_stuck_total_pages.is_some() || faults.telnyx_repeat_pages {
+        page.number = 1;
+    }
     let refs: Cow<'_, [EventRef]> = match leg_filter(model, params) {
         Some(legs) => Cow::Owned(
             model
@@ -139,9 +144,15 @@ pub(crate) fn call_events(model: &Model, params: &Params) -> Result<Reply, Reply
     let body = Body {
         data: &data,
         meta: Meta {
-            total_pages: total.div_ceil(page.size),
+            total_pages: faults
+                .telnyx_stuck_total_pages
+                .unwrap_or(total.div_ceil(page.size)),
             total_results: total,
-            page_number: page.number,
+            page_number: if faults.telnyx_repeat_pages {
+                asked
+            } else {
+                page.number
+            },
             page_size: page.size,
         },
     };

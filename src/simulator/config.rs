@@ -39,6 +39,10 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Add fields no ingestion schema knows yet (`media_region`, `mos_lq`, `api_version`).
     pub drift: bool,
+    /// Odd values in the first Metrics page of each call: a first sample whose `mos` is the
+    /// literal `1e400` (beyond a float), and an unknown `odd_counter` of
+    /// `99999999999999999999999` (beyond 64 bits) on every first sample.
+    pub odd_numbers: bool,
 }
 
 impl Default for SimConfig {
@@ -58,6 +62,7 @@ impl Default for SimConfig {
             rate_limit_per_sec: None,
             faults: Faults::default(),
             drift: false,
+            odd_numbers: false,
         }
     }
 }
@@ -83,6 +88,7 @@ impl fmt::Debug for SimConfig {
             .field("rate_limit_per_sec", &self.rate_limit_per_sec)
             .field("faults", &self.faults)
             .field("drift", &self.drift)
+            .field("odd_numbers", &self.odd_numbers)
             .finish()
     }
 }
@@ -171,6 +177,13 @@ pub struct Faults {
     pub foreign_next_page: bool,
     /// The first page's next link points at itself (the same URL forever).
     pub looping_next_page: bool,
+    /// Next links of every per-call list point at this call's list instead (same origin,
+    /// another call's path).
+    pub next_page_to_call: Option<String>,
+    /// Telnyx ignores `page[number]`: every page is the first, claiming this many pages.
+    pub telnyx_stuck_total_pages: Option<usize>,
+    /// Telnyx answers every page with the first page's events, echoing the page number asked.
+    pub telnyx_repeat_pages: bool,
 }
 
 /// Midnight UTC of a calendar day known to be valid.

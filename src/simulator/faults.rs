@@ -120,6 +120,7 @@ pub(crate) fn link_faults(faults: &Faults, port: u16) -> LinkFaults {
             .foreign_next_page
             .then(|| format!("http://evil.invalid:{port}")),
         looping: faults.looping_next_page,
+        redirect_sid: faults.next_page_to_call.clone(),
     }
 }
 

@@ -20,6 +20,7 @@ pub(crate) struct Ctx {
     pub seed: u64,
     pub account_sid: String,
     pub drift: bool,
+    pub odd_numbers: bool,
     pub now: Option<DateTime<Utc>>,
     pub base_url: String,
 }
@@ -120,6 +121,7 @@ impl Model {
             seed: config.seed,
             account_sid: config.account_sid.clone(),
             drift: config.drift,
+            odd_numbers: config.odd_numbers,
             now: config.now,
             base_url,
         };

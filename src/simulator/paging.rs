@@ -112,6 +112,8 @@ pub(crate) struct LinkFaults {
     pub foreign_origin: Option<String>,
     /// The first page's next link is its own URL.
     pub looping: bool,
+    /// Next links lead to this call's list (its SID in place of the path's call SID).
+    pub redirect_sid: Option<String>,
 }
 
 /// The four links of a Twilio page.
@@ -151,7 +153,11 @@ pub(crate) fn links(
         Some(url.clone())
     } else if next_offset < total {
         let origin = faults.foreign_origin.as_deref().unwrap_or(origin);
-        Some(link(origin, page.page.saturating_add(1), Some(next_offset)))
+        let next = link(origin, page.page.saturating_add(1), Some(next_offset));
+        Some(match &faults.redirect_sid {
+            Some(sid) => redirect_call(&next, path, sid),
+            None => next,
+        })
     } else {
         None
     };
@@ -165,6 +171,18 @@ pub(crate) fn links(
         next,
         previous,
     }
+}
+
+/// `link` with the call SID segment of `path` replaced by `sid`.
+fn redirect_call(link: &str, path: &str, sid: &str) -> String {
+    let redirected: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            let is_call = segment.len() == 34 && segment.starts_with("CA");
+            if is_call { sid } else { segment }
+        })
+        .collect();
+    link.replacen(path, &redirected.join("/"), 1)
 }
 
 /// Insights `meta` (seeds 000 and 003).
@@ -338,7 +356,7 @@ mod tests {
         let p = page("PageSize=1");
         let foreign = LinkFaults {
             foreign_origin: Some("http://evil.invalid:9".into()),
-            looping: false,
+            ..LinkFaults::default()
         };
         let l = links("", "/p", &[], &p, 3, &foreign);
         assert_eq!(
@@ -346,10 +364,23 @@ mod tests {
             Some("http://evil.invalid:9/p?PageSize=1&Page=1&PageToken=PT1")
         );
         let looping = LinkFaults {
-            foreign_origin: None,
             looping: true,
+            ..LinkFaults::default()
         };
         let l = links("", "/p", &[], &p, 1, &looping);
         assert_eq!(l.next, Some(l.url.clone()));
+        let other = "CA".to_string() + &"b".repeat(32);
+        let redirect = LinkFaults {
+            redirect_sid: Some(other.clone()),
+            ..LinkFaults::default()
+        };
+        let path = format!("/v1/Voice/CA{}/Metrics", "a".repeat(32));
+        let l = links("", &path, &[], &p, 3, &redirect);
+        assert_eq!(
+            l.next,
+            Some(format!(
+                "/v1/Voice/{other}/Metrics?PageSize=1&Page=1&PageToken=PT1"
+            ))
+        );
     }
 }

@@ -253,7 +253,7 @@ fn handle(app: &App, route: &Route, params: &Params, links: &LinkFaults) -> Repl
         Route::CallEvents { account, sid } => api_rest::call_events(m, account, sid, params, links),
         Route::Call { account, sid } => api_rest::call(m, account, sid),
         Route::Calls { account } => api_rest::calls(m, account, params, links),
-        Route::TelnyxEvents => api_telnyx::call_events(m, params),
+        Route::TelnyxEvents => api_telnyx::call_events(m, params, &app.faults()),
         Route::NotAllowed(_) | Route::NotFound => Err(twilio_not_found("")),
     };
     result.unwrap_or_else(|error| error)

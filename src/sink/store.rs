@@ -37,7 +37,7 @@ fn store_error(what: &str, path: &str, e: object_store::Error) -> Error {
 
 /// The store's error without anything that could carry a secret (object_store errors from
 /// cloud stores can include request details).
-fn describe_store_error(e: &object_store::Error) -> String {
+pub(crate) fn describe_store_error(e: &object_store::Error) -> String {
     match e {
         object_store::Error::NotFound { .. } => "not found".into(),
         object_store::Error::PermissionDenied { .. } => "permission denied".into(),
@@ -88,8 +88,28 @@ fn check_s3_endpoint() -> Result<()> {
                 "{name}: plain http:// is only allowed to loopback; use https://"
             )));
         }
+        let allow_http =
+            std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if url.scheme() == "http" && !allow_http {
+            return Err(Error::Input(format!(
+                "{name} is plain http://: plain http needs AWS_ALLOW_HTTP=true (loopback only)"
+            )));
+        }
     }
     Ok(())
+}
+
+/// True when the environment names credentials itself (keys, or a container or web-identity
+/// source), rather than leaving object_store to ask the instance metadata service.
+fn credentials_in_env() -> bool {
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ]
+    .iter()
+    .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
 }
 
 fn s3_store(bucket: &str, settings: &StoreSettings) -> Result<Arc<dyn ObjectStore>> {
@@ -204,6 +224,11 @@ impl Lake {
                     )
                 {
                     "access denied: check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)".to_string()
+                } else if text.contains("169.254.169.254") && !credentials_in_env() {
+                    "no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                     or run where an instance or container role provides them): the instance \
+                     metadata service gave none"
+                        .to_string()
                 } else {
                     format!("cannot reach it: {}", describe_store_error(&e))
                 };

@@ -26,6 +26,18 @@ pub enum SourceError {
         /// Path and query of the repeated link.
         target: String,
     },
+    /// A next-page link to another resource on the same origin.
+    #[error(
+        "{api}: the next page link points at {target}, not at {expected}; refusing to mix another resource's rows in"
+    )]
+    OtherPath {
+        /// Which API.
+        api: crate::http::Api,
+        /// The path of the listing's first request.
+        expected: String,
+        /// The path the link points at.
+        target: String,
+    },
     /// A page's paging fields make no sense.
     #[error("{0}")]
     Paging(String),
@@ -55,28 +67,58 @@ pub async fn fetch_all(
     ctx: &RecordContext<'_>,
     next: &mut (dyn NextPage + Send),
 ) -> Result<FetchSummary, SourceError> {
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut guard = LinkGuard::new(&first);
     let mut summary = FetchSummary::default();
     let mut url = first;
     loop {
-        if !seen.insert(url.as_str().to_string()) {
-            return Err(SourceError::Loop {
-                api: client.api(),
-                target: format!("{}?{}", url.path(), url.query().unwrap_or("")),
-            });
-        }
+        guard.admit(client, &url)?;
         let page = client
             .get_with(&url, |body| flattener.push_page(body, ctx))
             .await?;
         summary.pages += 1;
         summary.rows += page.rows as u64;
         match next.next(&url, &page)? {
-            Some(following) => {
-                client.check_origin(&following)?;
-                url = following;
-            }
+            Some(following) => url = following,
             None => return Ok(summary),
         }
+    }
+}
+
+/// The checks every next-page link passes before it is fetched: it stays on the client's
+/// origin (credentials go nowhere else), keeps the first request's path (only the query may
+/// change: a link to another call's list would land that call's rows as this one's), and has
+/// not been fetched before (a listing that loops fails instead of running forever).
+pub struct LinkGuard {
+    path: String,
+    seen: HashSet<String>,
+}
+
+impl LinkGuard {
+    /// A guard for the listing that starts at `first`.
+    pub fn new(first: &Url) -> LinkGuard {
+        LinkGuard {
+            path: first.path().to_string(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Admits `url` as the next request, or says why not.
+    pub fn admit(&mut self, client: &ApiClient, url: &Url) -> Result<(), SourceError> {
+        client.check_origin(url)?;
+        if url.path() != self.path {
+            return Err(SourceError::OtherPath {
+                api: client.api(),
+                expected: self.path.clone(),
+                target: url.path().to_string(),
+            });
+        }
+        if !self.seen.insert(url.as_str().to_string()) {
+            return Err(SourceError::Loop {
+                api: client.api(),
+                target: format!("{}?{}", url.path(), url.query().unwrap_or("")),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -26,12 +26,37 @@ pub struct Filter {
 }
 
 /// Pages through one filter; stops after the last page, or at the first event at or past
-/// `stop_at_micros`.
+/// `stop_at_micros`. A server that does not page as asked is caught: `meta.page_number` must be
+/// the page asked for, a page whose events equal the previous page's stops the listing, and
+/// no listing runs past `max_pages`.
 pub struct Pager {
     first: Url,
     page_number: u32,
+    max_pages: u32,
     stop_at_micros: Option<i64>,
+    previous_data: Option<u64>,
     done: bool,
+}
+
+/// The parts of a page the pager checks: the page number the server says it sent, and the
+/// raw events (compared with the previous page's).
+#[derive(serde::Deserialize)]
+struct PageCheck<'a> {
+    #[serde(borrow)]
+    data: Option<&'a serde_json::value::RawValue>,
+    meta: Option<PageCheckMeta>,
+}
+
+#[derive(serde::Deserialize)]
+struct PageCheckMeta {
+    page_number: Option<u64>,
+}
+
+fn data_fingerprint(data: Option<&serde_json::value::RawValue>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data.map(|d| d.get()).unwrap_or("").hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Pager {
@@ -40,6 +65,7 @@ impl Pager {
         client: &ApiClient,
         filter: &Filter,
         page_size: u32,
+        max_pages: u32,
         stop_at_micros: Option<i64>,
     ) -> Result<Pager, SourceError> {
         let mut first = client.join("/v2/call_events")?;
@@ -62,7 +88,9 @@ impl Pager {
         Ok(Pager {
             first,
             page_number: 0,
+            max_pages,
             stop_at_micros,
+            previous_data: None,
             done: false,
         })
     }
@@ -76,14 +104,46 @@ impl Pager {
         if self.done {
             return Ok(None);
         }
+        if self.page_number >= self.max_pages {
+            return Err(SourceError::Paging(format!(
+                "Telnyx: the listing goes on past {} pages (telnyx.max_pages); stopping",
+                self.max_pages
+            )));
+        }
         self.page_number += 1;
+        let asked = u64::from(self.page_number);
         let mut url = self.first.clone();
         url.query_pairs_mut()
-            .append_pair("page[number]", &self.page_number.to_string());
+            .append_pair("page[number]", &asked.to_string());
         let ctx = RecordContext::default();
+        let mut fingerprint = 0;
         let page = client
-            .get_with(&url, |body| flattener.push_page(body, &ctx))
+            .get_with(&url, |body| {
+                let check: PageCheck<'_> = serde_json::from_slice(body)
+                    .map_err(|e| crate::flatten::FlattenError::Malformed(e.to_string()))?;
+                fingerprint = data_fingerprint(check.data);
+                let answered = check.meta.and_then(|m| m.page_number);
+                if answered.is_some_and(|n| n != asked) {
+                    return Ok(Err(answered));
+                }
+                flattener.push_page(body, &ctx).map(Ok)
+            })
             .await?;
+        let page = page.map_err(|answered| {
+            SourceError::Paging(format!(
+                "Telnyx answered page {} when page {asked} was asked for: the server does not page; \
+                 stopping instead of landing the same events again",
+                answered.unwrap_or(0)
+            ))
+        })?;
+        if self.previous_data == Some(fingerprint) && page.rows > 0 {
+            return Err(SourceError::Paging(format!(
+                "Telnyx page {asked} holds the same events as page {}: the server does not page; \
+                 stopping instead of landing them again",
+                asked - 1
+            )));
+        }
+        self.previous_data = Some(fingerprint);
         let total_pages = page.meta.get_u64(&["meta", "total_pages"]).unwrap_or(0);
         let past_end = match (self.stop_at_micros, page.last_partition_micros) {
             (Some(stop), Some(last)) => last >= stop,

@@ -3,7 +3,7 @@
 
 use url::Url;
 
-use super::{AbsoluteNextUrl, FetchSummary, SourceError, fetch_all};
+use super::{AbsoluteNextUrl, FetchSummary, LinkGuard, SourceError, fetch_all};
 use crate::flatten::{Flattener, RecordContext};
 use crate::http::ApiClient;
 use crate::ids::CallSid;
@@ -132,14 +132,9 @@ pub async fn discover_summaries(
         .append_pair("PageSize", &page_size.to_string());
     let range = from.timestamp_micros()..to.timestamp_micros();
     let mut calls = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut guard = LinkGuard::new(&url);
     loop {
-        if !seen.insert(url.as_str().to_string()) {
-            return Err(SourceError::Loop {
-                api: client.api(),
-                target: url.path().to_string(),
-            });
-        }
+        guard.admit(client, &url)?;
         let page = client
             .get_with(&url, |body| serde_json::from_slice::<SummariesPage>(body))
             .await?;
@@ -157,7 +152,6 @@ pub async fn discover_summaries(
             Some(next) => {
                 url = Url::parse(&next)
                     .map_err(|e| SourceError::Paging(format!("bad next_page_url: {e}")))?;
-                client.check_origin(&url)?;
             }
             None => break,
         }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::{FetchSummary, RelativeNextUri, SourceError, fetch_all};
+use super::{FetchSummary, LinkGuard, RelativeNextUri, SourceError, fetch_all};
 use crate::flatten::{Flattener, RecordContext};
 use crate::http::ApiClient;
 use crate::ids::{AccountSid, CallSid};
@@ -127,14 +127,9 @@ pub async fn discover_calls(
         .append_pair("PageSize", &page_size.to_string());
     let (from_micros, to_micros) = (from.timestamp_micros(), to.timestamp_micros());
     let mut calls = Vec::new();
-    let mut seen_links = std::collections::HashSet::new();
+    let mut guard = LinkGuard::new(&url);
     loop {
-        if !seen_links.insert(url.as_str().to_string()) {
-            return Err(SourceError::Loop {
-                api: client.api(),
-                target: url.path().to_string(),
-            });
-        }
+        guard.admit(client, &url)?;
         let page = client
             .get_with(&url, |body| serde_json::from_slice::<CallsPage>(body))
             .await?;
