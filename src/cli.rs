@@ -73,6 +73,9 @@ pub enum Command {
         /// Accept a window longer than 31 days (or a nightly catch-up longer than a year).
         #[arg(long)]
         yes: bool,
+        /// When another run of the job holds its lock, wait for it instead of exiting 1.
+        #[arg(long)]
+        wait: bool,
     },
     /// Fetch a long window slice by slice; rerun the same command to resume.
     Backfill {
@@ -90,6 +93,9 @@ pub enum Command {
         /// Accept a window longer than a year.
         #[arg(long)]
         yes: bool,
+        /// When another run of the job holds its lock, wait for it instead of exiting 1.
+        #[arg(long)]
+        wait: bool,
     },
     /// Serve the simulated APIs on 127.0.0.1 until stopped.
     Simulate(SimulateArgs),

@@ -28,11 +28,13 @@ pub async fn dispatch(cli: &Cli) -> Result<u8> {
             window,
             output,
             yes,
+            wait,
         } => {
             let mode = run_mode(call_sids, leg_ids, session_ids, window)?;
             let plan = load_plan(job, output.as_deref())?;
             let options = RunOptions {
                 yes: *yes,
+                wait: *wait,
                 ..run_options(cli)?
             };
             check_mode_fits(&plan, &mode, &options)?;
@@ -44,6 +46,7 @@ pub async fn dispatch(cli: &Cli) -> Result<u8> {
             to,
             output,
             yes,
+            wait,
         } => {
             let window = WindowArgs {
                 from: Some(from.clone()),
@@ -56,6 +59,7 @@ pub async fn dispatch(cli: &Cli) -> Result<u8> {
             let mode = RunMode::Backfill { from, to };
             let options = RunOptions {
                 yes: *yes,
+                wait: *wait,
                 ..run_options(cli)?
             };
             check_mode_fits(&plan, &mode, &options)?;
@@ -244,6 +248,7 @@ fn run_options(cli: &Cli) -> Result<RunOptions> {
         command: args.join(" "),
         now,
         yes: false,
+        wait: false,
     })
 }
 

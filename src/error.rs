@@ -9,6 +9,9 @@ pub enum Error {
     /// The run could not go on (output store, state, HTTP setup).
     #[error("{0}")]
     Run(String),
+    /// The job (or an owner's commits) is locked by another run.
+    #[error("{0}")]
+    Locked(String),
     /// SIGINT or SIGTERM: in-flight work was dropped, committed hours stay.
     #[error("stopped by {signal}: committed hours are kept; the same command resumes")]
     Interrupted {
@@ -24,7 +27,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Input(_) => 2,
-            Error::Run(_) => 1,
+            Error::Run(_) | Error::Locked(_) => 1,
             Error::Interrupted { code, .. } => *code,
         }
     }

@@ -89,6 +89,32 @@ impl FromStr for TelnyxId {
     }
 }
 
+/// Who a lake's hour files, slice records and journals belong to: a Twilio account (its SID),
+/// or a Telnyx account (`telnyx-` and its key's fingerprint). Part of every data file's name,
+/// so one account's runs never replace another's rows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Owner(String);
+
+impl Owner {
+    /// A Twilio account.
+    pub fn twilio(account: &AccountSid) -> Owner {
+        Owner(account.0.clone())
+    }
+
+    /// The Telnyx account of an API key.
+    pub fn telnyx(key: &crate::secret::Secret) -> Owner {
+        Owner(format!("telnyx-{}", key.fingerprint()))
+    }
+
+    /// Parses an owner as it appears in paths (an account SID, or `telnyx-` + 12 hex digits).
+    pub fn parse(text: &str) -> Option<Owner> {
+        let telnyx = text
+            .strip_prefix("telnyx-")
+            .is_some_and(|f| f.len() == 12 && f.bytes().all(|b| b.is_ascii_hexdigit()));
+        (telnyx || is_twilio_sid(text, "AC")).then(|| Owner(text.to_string()))
+    }
+}
+
 macro_rules! id_common {
     ($t:ty) => {
         impl $t {
@@ -107,6 +133,7 @@ macro_rules! id_common {
 id_common!(CallSid);
 id_common!(AccountSid);
 id_common!(TelnyxId);
+id_common!(Owner);
 
 #[cfg(test)]
 mod tests {

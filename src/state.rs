@@ -1,6 +1,7 @@
-//! State that outlives a run, all under `{output}/_voxlake/`: per-table coverage (the hours a
-//! window run committed whole; backfills skip them) and per-job state (the nightly watermark and
-//! the last run's outcome). Small JSON objects, each written whole.
+//! State that outlives a run, all under `{output}/_voxlake/`: a job's coverage of each owner's
+//! tables (the hours its window runs committed whole; its backfills skip them) and per-job
+//! state (the nightly watermark and the last run's outcome). Small JSON objects, each written
+//! whole, only by the run that holds the job's lock.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::ids::Owner;
 use crate::schema::Table;
 use crate::sink::layout::{coverage_file, job_state};
 use crate::sink::{HourSlice, Lake};
@@ -38,22 +40,23 @@ fn hour_index(text: &str) -> Option<i64> {
 }
 
 impl Coverage {
-    /// Reads a table's coverage (empty when none was written).
-    pub async fn load(lake: &Lake, table: Table) -> Result<Coverage> {
-        let file: Option<CoverageFile> = lake.get_json(&coverage_file(table)).await?;
+    /// Reads a job's coverage of an owner's table (empty when none was written).
+    pub async fn load(lake: &Lake, job: &str, owner: &Owner, table: Table) -> Result<Coverage> {
+        let file: Option<CoverageFile> = lake.get_json(&coverage_file(job, owner, table)).await?;
         let mut coverage = Coverage::default();
         for (start, end) in file.map(|f| f.done).unwrap_or_default() {
-            if let (Some(start), Some(end)) = (hour_index(&start), hour_index(&end)) {
-                for index in start..end {
-                    coverage.mark(HourSlice::from_index(index));
-                }
+            if let (Some(start), Some(end)) = (hour_index(&start), hour_index(&end))
+                && start < end
+            {
+                coverage.ranges.push((start, end));
             }
         }
+        coverage.normalize();
         Ok(coverage)
     }
 
     /// Writes it whole.
-    pub async fn save(&self, lake: &Lake, table: Table) -> Result<()> {
+    pub async fn save(&self, lake: &Lake, job: &str, owner: &Owner, table: Table) -> Result<()> {
         let file = CoverageFile {
             version: 1,
             table: table.name().to_string(),
@@ -63,7 +66,8 @@ impl Coverage {
                 .map(|(s, e)| (hour_text(*s), hour_text(*e)))
                 .collect(),
         };
-        lake.put_json(&coverage_file(table), &file).await
+        lake.put_json(&coverage_file(job, owner, table), &file)
+            .await
     }
 
     /// True when the hour was committed whole.
@@ -79,6 +83,10 @@ impl Coverage {
             return;
         }
         self.ranges.push((i, i + 1));
+        self.normalize();
+    }
+
+    fn normalize(&mut self) {
         self.ranges.sort_unstable();
         let mut merged: Vec<(i64, i64)> = Vec::with_capacity(self.ranges.len());
         for (s, e) in self.ranges.drain(..) {
@@ -161,30 +169,54 @@ impl JobState {
     }
 }
 
-/// Coverage of several tables, loaded once per run.
+/// A job's coverage of its owners' tables, loaded once per run.
 #[derive(Debug, Default)]
 pub struct CoverageSet {
-    /// Per table.
-    pub tables: BTreeMap<Table, Coverage>,
+    job: String,
+    /// Per owner and table.
+    pub tables: BTreeMap<(Owner, Table), Coverage>,
 }
 
 impl CoverageSet {
-    /// Loads the coverage of these tables.
-    pub async fn load(lake: &Lake, tables: &[Table]) -> Result<CoverageSet> {
-        let mut set = CoverageSet::default();
-        for table in tables {
-            set.tables
-                .insert(*table, Coverage::load(lake, *table).await?);
+    /// Loads `job`'s coverage of these owners' tables.
+    pub async fn load(lake: &Lake, job: &str, tables: &[(Owner, Table)]) -> Result<CoverageSet> {
+        let mut set = CoverageSet {
+            job: job.to_string(),
+            ..CoverageSet::default()
+        };
+        for (owner, table) in tables {
+            let coverage = Coverage::load(lake, job, owner, *table).await?;
+            set.tables.insert((owner.clone(), *table), coverage);
         }
         Ok(set)
     }
 
-    /// True when every one of `tables` covers the hour.
-    pub fn all_of(&self, tables: &[Table], hour: HourSlice) -> bool {
+    /// True when every one of the owner's `tables` covers the hour.
+    pub fn all_of(&self, owner: &Owner, tables: &[Table], hour: HourSlice) -> bool {
         !tables.is_empty()
-            && tables
-                .iter()
-                .all(|t| self.tables.get(t).is_some_and(|c| c.contains(hour)))
+            && tables.iter().all(|t| {
+                self.tables
+                    .get(&(owner.clone(), *t))
+                    .is_some_and(|c| c.contains(hour))
+            })
+    }
+
+    /// Marks an hour done for the owner's tables and writes each file whole. Only the run
+    /// holding the job's lock writes the job's coverage, and it loaded the files under that
+    /// lock: its copy is the file, so read-modify-write needs no second read.
+    pub async fn mark_done(
+        &mut self,
+        lake: &Lake,
+        owner: &Owner,
+        tables: &[Table],
+        hour: HourSlice,
+    ) -> Result<()> {
+        for table in tables {
+            let coverage = self.tables.entry((owner.clone(), *table)).or_default();
+            coverage.mark(hour);
+            coverage.save(lake, &self.job, owner, *table).await?;
+        }
+        Ok(())
     }
 }
 

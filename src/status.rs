@@ -74,10 +74,23 @@ pub async fn render(plan: &JobPlan, lake: &Lake, now: DateTime<Utc>) -> Result<S
     }
     let nightly_end = HourSlice::from_time(now - plan.lag).start();
     let nightly_start = watermark.or(plan.start.map(|s| HourSlice::from_time(s).start()));
-    for table in &plan.tables {
-        let coverage = Coverage::load(lake, *table).await?;
-        let slices = lake.list(&slice_records_dir(*table)).await?.len();
-        let _ = writeln!(out, "{table}: {slices} hours with data");
+    let owners = plan.owners();
+    // A table of several accounts names the account on each of its lines.
+    let twilio_accounts = owners
+        .iter()
+        .filter(|(_, t)| t.iter().any(|t| !t.is_telnyx()));
+    let several = twilio_accounts.count() > 1;
+    for (owner, table) in owners
+        .iter()
+        .flat_map(|(owner, tables)| tables.iter().map(move |t| (owner, *t)))
+    {
+        let coverage = Coverage::load(lake, &plan.name, owner, table).await?;
+        let slices = lake.list(&slice_records_dir(owner, table)).await?.len();
+        if several {
+            let _ = writeln!(out, "{table} ({owner}): {slices} hours with data");
+        } else {
+            let _ = writeln!(out, "{table}: {slices} hours with data");
+        }
         let ranges = coverage.ranges();
         if ranges.is_empty() {
             let _ = writeln!(out, "  done: nothing yet");

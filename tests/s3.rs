@@ -20,11 +20,11 @@ const TABLES: [&str; 5] = [
     "call_summaries",
     "telnyx_call_events",
 ];
-const KEY: &str = "AKIAVOXLAKETEST";
-const SECRET: &str = "s3cr3t-VoXlAkE-9f8e7d6c5b4a";
+pub(crate) const KEY: &str = "AKIAVOXLAKETEST";
+pub(crate) const SECRET: &str = "s3cr3t-VoXlAkE-9f8e7d6c5b4a";
 
 /// The S3 server of one test (s3s-fs, installed by tests/run.sh); stops when dropped.
-struct S3Server {
+pub(crate) struct S3Server {
     child: Child,
     _root: tempfile::TempDir,
     url: String,
@@ -44,7 +44,7 @@ fn s3s_fs() -> String {
 }
 
 impl S3Server {
-    fn start() -> S3Server {
+    pub(crate) fn start() -> S3Server {
         let root = tempfile::tempdir().expect("root");
         let bucket = "lake".to_string();
         std::fs::create_dir(root.path().join(&bucket)).expect("bucket folder");
@@ -79,7 +79,7 @@ impl S3Server {
     }
 
     /// Variables for voxlake (the simulator's credentials, and S3's).
-    fn env<'a>(&'a self, secret: &'a str) -> Vec<(&'a str, &'a str)> {
+    pub(crate) fn env<'a>(&'a self, secret: &'a str) -> Vec<(&'a str, &'a str)> {
         vec![
             ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
             ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
@@ -106,7 +106,7 @@ impl S3Server {
     }
 
     /// Every object key, sorted.
-    fn objects(&self) -> Vec<String> {
+    pub(crate) fn objects(&self) -> Vec<String> {
         let store = self.store();
         let mut keys: Vec<String> = self
             .runtime
@@ -120,7 +120,7 @@ impl S3Server {
     }
 
     /// Copies every object under `prefix` into `dir`, through the S3 API.
-    fn download(&self, prefix: &str, dir: &Path) {
+    pub(crate) fn download(&self, prefix: &str, dir: &Path) {
         let store = self.store();
         for key in self.objects().into_iter().filter(|k| k.starts_with(prefix)) {
             let bytes = self

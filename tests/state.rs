@@ -94,7 +94,9 @@ fn nightly_twice_fetches_only_the_new_window_then_nothing() {
 }
 
 fn done_hours(world: &World) -> Vec<(String, String)> {
-    let path = world.lake().join("_voxlake/coverage/insights_metrics.json");
+    let path = world.lake().join(format!(
+        "_voxlake/coverage/test/{ACCOUNT_SID}/insights_metrics.json"
+    ));
     let Ok(bytes) = std::fs::read(path) else {
         return Vec::new();
     };

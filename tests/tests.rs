@@ -15,6 +15,7 @@ mod reliability;
 mod s3;
 mod safety;
 mod secrets;
+mod soak;
 mod state;
 mod store;
 mod summaries;

@@ -78,16 +78,21 @@ impl World {
     /// Writes a job file pointing at the simulator; `extra` is TOML (top-level keys, then
     /// `[twilio]`/`[telnyx]`/`[http]` sections) whose keys override the defaults here.
     pub fn job(&self, tables: &[&str], extra: &str) -> PathBuf {
-        let base = self.base_url();
+        self.job_named("test", &self.base_url(), tables, extra)
+    }
+
+    /// Like `job`, for the job `name` (file `{name}.toml`) against the APIs at `base`.
+    pub fn job_named(&self, name: &str, base: &str, tables: &[&str], extra: &str) -> PathBuf {
         let tables: Vec<String> = tables.iter().map(|t| format!("{t:?}")).collect();
         let lake = format!("{:?}", self.lake().display().to_string());
         let table_list = format!("[{}]", tables.join(", "));
         let base_text = format!("\"{base}\"");
+        let name_text = format!("{name:?}");
         let sections: [(&str, Vec<(&str, &str)>); 4] = [
             (
                 "",
                 vec![
-                    ("name", "\"test\""),
+                    ("name", &name_text),
                     ("output", &lake),
                     ("tables", &table_list),
                 ],
@@ -134,7 +139,12 @@ impl World {
         for (name, body) in other_sections(extra) {
             text.push_str(&format!("[{name}]\n{body}\n"));
         }
-        self.write_file("job.toml", &text)
+        let file = if name == "test" {
+            "job.toml".to_string()
+        } else {
+            format!("{name}.toml")
+        };
+        self.write_file(&file, &text)
     }
 
     pub fn write_file(&self, name: &str, text: &str) -> PathBuf {
@@ -178,6 +188,13 @@ impl World {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+
+    /// A second simulator (another account, say) in this world's runtime.
+    pub fn start_sim(&self, config: SimConfig) -> SimHandle {
+        self.runtime
+            .block_on(simulator::start(config, 0))
+            .expect("simulator")
     }
 
     /// Starts the real binary in the background (stderr piped, stdout discarded), for tests

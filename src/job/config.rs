@@ -28,6 +28,10 @@ pub struct JobConfig {
     /// How a Twilio window finds its calls: `calls` (Calls.json) or `summaries`.
     #[serde(default = "default_discovery")]
     pub discovery: String,
+    /// Object stores: how long a lock lasts unless its run renews it (`30s`): what a run
+    /// killed while holding one makes the others wait.
+    #[serde(default = "default_lease")]
+    pub lease: String,
     /// Twilio settings.
     #[serde(default)]
     pub twilio: TwilioSection,
@@ -53,6 +57,9 @@ fn default_edges() -> String {
 }
 fn default_discovery() -> String {
     "calls".into()
+}
+fn default_lease() -> String {
+    "30s".into()
 }
 
 /// `[twilio]`

@@ -11,7 +11,7 @@ use super::config::{HttpSection, JobConfig, ParquetSection};
 use crate::error::{Error, Result};
 use crate::http::client::is_loopback_host;
 use crate::http::{Auth, RetryPolicy};
-use crate::ids::AccountSid;
+use crate::ids::{AccountSid, Owner};
 use crate::schema::Table;
 use crate::secret::Secret;
 use crate::timefmt::{parse_cli_time, parse_duration};
@@ -209,6 +209,8 @@ pub struct JobPlan {
     pub edges: EdgeMode,
     /// Window discovery.
     pub discovery: Discovery,
+    /// How long an object-store lock lasts without renewal.
+    pub lease: Duration,
     /// Twilio.
     pub twilio: TwilioPlan,
     /// Telnyx.
@@ -220,6 +222,25 @@ pub struct JobPlan {
 }
 
 impl JobPlan {
+    /// Who the job's tables belong to: the Twilio account (for the Twilio tables) and the
+    /// Telnyx key's account (for the Telnyx table), each with its tables.
+    pub fn owners(&self) -> Vec<(Owner, Vec<Table>)> {
+        let (telnyx, twilio): (Vec<Table>, Vec<Table>) =
+            self.tables.iter().partition(|t| t.is_telnyx());
+        let mut owners = Vec::new();
+        if let Some(credentials) = &self.twilio.credentials
+            && !twilio.is_empty()
+        {
+            owners.push((Owner::twilio(&credentials.account_sid), twilio));
+        }
+        if let Some(key) = &self.telnyx.api_key
+            && !telnyx.is_empty()
+        {
+            owners.push((Owner::telnyx(key), telnyx));
+        }
+        owners
+    }
+
     /// How the output store's own client retries (S3): the job's `[http]` settings.
     pub fn store_settings(&self) -> crate::sink::store::StoreSettings {
         let attempts = self.http.retry.max_attempts.max(1);
@@ -262,6 +283,16 @@ impl JobPlan {
             .map_err(|e| format!("start: {e}"))?;
         let lag = parse_duration(&config.lag).map_err(|e| format!("lag: {e}"))?;
         let slice_hours = parse_slice(&config.slice)?;
+        let lease = parse_duration(&config.lease)
+            .ok()
+            .and_then(|d| d.to_std().ok())
+            .filter(|d| (Duration::from_secs(3)..=Duration::from_secs(3600)).contains(d))
+            .ok_or_else(|| {
+                format!(
+                    "lease = {:?}: give a duration from 3s to 1h (e.g. \"30s\")",
+                    config.lease
+                )
+            })?;
         let edges = match config.edges.as_str() {
             "default" => EdgeMode::Default,
             "all" => EdgeMode::All,
@@ -315,6 +346,7 @@ impl JobPlan {
             slice_hours,
             edges,
             discovery,
+            lease,
             twilio,
             telnyx,
             http: http_plan(&config.http)?,

@@ -4,12 +4,11 @@
 
 mod calls;
 mod clients;
-mod commit;
 mod telnyx;
 mod twilio;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -20,16 +19,19 @@ use crate::error::{Error, Result};
 use crate::events::{DriftLog, RunStats, TableCounts};
 use crate::flatten::{FlattenPlan, Lineage};
 use crate::http::HttpStats;
-use crate::ids::{CallSid, TelnyxId};
+use crate::ids::{CallSid, Owner, TelnyxId};
 use crate::job::JobPlan;
 use crate::progress::Progress;
 use crate::schema::{Schemas, Table};
 use crate::sink::commit as sink_commit;
-use crate::sink::layout::{STAGING_DIR, run_manifest, slice_records_dir};
+use crate::sink::hour::SinkContext;
+use crate::sink::layout::{coverage_dir, run_manifest, staging_dir};
+use crate::sink::lock::{Holder, LeaseTime, Lock, LockName, Wait};
 use crate::sink::parquet::WriterSettings;
 use crate::sink::{HourSlice, Lake};
 use crate::sources::telnyx::LOOKBACK_HOURS;
 use crate::state::{CoverageSet, JobState, LastRun};
+use crate::stop::Stop;
 use clients::Clients;
 
 /// What to fetch.
@@ -88,6 +90,8 @@ pub struct RunOptions {
     pub now: Option<DateTime<Utc>>,
     /// Accept windows longer than the sane limits.
     pub yes: bool,
+    /// Wait for the job's lock when another run holds it, instead of failing.
+    pub wait: bool,
 }
 
 /// Longest `run --from/--to` window without `--yes`, in days.
@@ -278,11 +282,13 @@ pub(crate) struct Shared {
     pub run_id: Arc<str>,
     pub stats: Arc<RunStats>,
     pub drift: DriftLog,
-    pub writer_settings: Arc<WriterSettings>,
-    /// Coverage of the job's tables.
+    /// Where and how hours are committed.
+    pub sink: SinkContext,
+    /// The account the Twilio tables belong to, and the Telnyx key's.
+    pub twilio_owner: Option<Owner>,
+    pub telnyx_owner: Option<Owner>,
+    /// The job's coverage of its tables.
     pub coverage: tokio::sync::Mutex<CoverageSet>,
-    /// Hours with a slice record, per table (listed once at start).
-    records: Mutex<BTreeMap<Table, BTreeSet<HourSlice>>>,
     /// Set by SIGINT/SIGTERM.
     pub stop: Arc<crate::stop::Stop>,
     /// The clock pinned by `--now`; None = the real clock.
@@ -311,30 +317,15 @@ impl Shared {
         }
     }
 
-    /// True when the table has a record for the hour.
-    pub(crate) fn has_record(&self, table: Table, slice: HourSlice) -> bool {
-        self.records
-            .lock()
-            .map(|r| r.get(&table).is_some_and(|s| s.contains(&slice)))
-            .unwrap_or(true)
-    }
-
-    /// Notes a record written.
-    pub(crate) fn note_record(&self, table: Table, slice: HourSlice) {
-        if let Ok(mut records) = self.records.lock() {
-            records.entry(table).or_default().insert(slice);
-        }
-    }
-
-    /// Marks an hour done for these tables and saves their coverage.
-    pub(crate) async fn mark_done(&self, tables: &[Table], slice: HourSlice) -> Result<()> {
+    /// Marks an hour done for the owner's tables and saves their coverage.
+    pub(crate) async fn mark_done(
+        &self,
+        owner: &Owner,
+        tables: &[Table],
+        slice: HourSlice,
+    ) -> Result<()> {
         let mut coverage = self.coverage.lock().await;
-        for table in tables {
-            let entry = coverage.tables.entry(*table).or_default();
-            entry.mark(slice);
-            entry.save(&self.lake, *table).await?;
-        }
-        Ok(())
+        coverage.mark_done(&self.lake, owner, tables, slice).await
     }
 }
 
@@ -344,24 +335,28 @@ fn new_run_id(started: DateTime<Utc>) -> String {
     format!("{}-{suffix:06x}", started.format("%Y%m%dT%H%M%SZ"))
 }
 
-async fn list_records(
-    lake: &Lake,
-    tables: &[Table],
-) -> Result<BTreeMap<Table, BTreeSet<HourSlice>>> {
-    let mut records = BTreeMap::new();
-    for table in tables {
-        let hours = lake
-            .list(&slice_records_dir(*table))
-            .await?
-            .iter()
-            .filter_map(|path| {
-                let name = path.rsplit('/').next()?.strip_suffix(".json")?;
-                HourSlice::parse(name)
-            })
-            .collect();
-        records.insert(*table, hours);
+/// Before anything is fetched, under the job's lock: finishes the commits of the job's owners
+/// that a crash left (each under its owner's lock), discards the job's abandoned staging, and
+/// the temporary files a killed write of its state left.
+async fn recover(sink: &SinkContext, owners: &[Owner]) -> Result<()> {
+    let lake = &sink.lake;
+    for owner in owners {
+        let lock = sink.lock_owner(owner).await?;
+        let recovered = sink_commit::recover_owner(lake, owner).await;
+        lock.release().await;
+        let recovered = recovered?;
+        if recovered > 0 {
+            tracing::info!(
+                journals = recovered,
+                owner = %owner,
+                "finished commits an earlier run left half done"
+            );
+        }
     }
-    Ok(records)
+    sink_commit::discard_staging(lake, &sink.job).await?;
+    lake.remove_local_temp_files(&coverage_dir(&sink.job), "");
+    lake.remove_local_temp_files("_voxlake/jobs", &format!("{}.json#", sink.job));
+    Ok(())
 }
 
 /// Refuses a Telnyx window older than the API's look-back when no legs or sessions are given.
@@ -391,13 +386,60 @@ pub fn check_telnyx_lookback(
 /// that could not start (exit 2 for bad input) or was stopped; failed units are in the report.
 pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Result<RunReport> {
     let started_at = Utc::now();
-    let now = options.now.unwrap_or(started_at);
-    let clock = Instant::now();
     let run_id: Arc<str> = new_run_id(started_at).into();
-    let schemas = Schemas::builtin().map_err(|e| Error::Run(e.to_string()))?;
-    let clients = Clients::build(&plan)?;
     let lake = Lake::open(&plan.output, &plan.store_settings()).await?;
     lake.check_writable().await?;
+    let stop = Stop::listen();
+    let holder = Holder::this_process(&run_id, &plan.name);
+    let wait = if options.wait { Wait::Yes } else { Wait::No };
+    let lease = LeaseTime(plan.lease);
+    let job_lock = Lock::take(
+        &lake,
+        LockName::job(&plan.name),
+        &holder,
+        wait,
+        lease,
+        &stop,
+    )
+    .await?;
+    let run = Run {
+        started_at,
+        run_id,
+        lake,
+        stop,
+        job_lock: &job_lock,
+    };
+    let result = execute_locked(plan, mode, options, run).await;
+    job_lock.release().await;
+    result
+}
+
+/// What a run has before it holds its job's lock.
+struct Run<'a> {
+    started_at: DateTime<Utc>,
+    run_id: Arc<str>,
+    lake: Lake,
+    stop: Arc<Stop>,
+    job_lock: &'a Lock,
+}
+
+async fn execute_locked(
+    plan: JobPlan,
+    mode: RunMode,
+    options: RunOptions,
+    run: Run<'_>,
+) -> Result<RunReport> {
+    let Run {
+        started_at,
+        run_id,
+        lake,
+        stop,
+        job_lock,
+    } = run;
+    let now = options.now.unwrap_or(started_at);
+    let clock = Instant::now();
+    let schemas = Schemas::builtin().map_err(|e| Error::Run(e.to_string()))?;
+    let clients = Clients::build(&plan)?;
     let mut job_state = JobState::load(&lake, &plan.name).await?;
     let window = resolve_window(&plan, &mode, &job_state, now)?;
     if let (RunMode::Nightly, Some((from, to))) = (&mode, window) {
@@ -407,21 +449,38 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
         let have_ids = matches!(&mode, RunMode::Window { legs, sessions, .. } if !legs.is_empty() || !sessions.is_empty());
         check_telnyx_lookback(&plan, from, now, have_ids)?;
     }
-    let recovered = sink_commit::recover(&lake).await?;
-    if recovered > 0 {
-        tracing::info!(
-            journals = recovered,
-            "finished commits an earlier run left half done"
-        );
-    }
-    let records = list_records(&lake, &plan.tables).await?;
-    let coverage = CoverageSet::load(&lake, &plan.tables).await?;
+    let owners = plan.owners();
+    let sink = SinkContext::new(
+        lake.clone(),
+        schemas.clone(),
+        Arc::new(WriterSettings::new(&plan.parquet)?),
+        Arc::clone(&run_id),
+        &plan.name,
+        LeaseTime(plan.lease),
+        job_lock.watch(),
+        Arc::clone(&stop),
+    );
+    recover(
+        &sink,
+        &owners.iter().map(|(o, _)| o.clone()).collect::<Vec<_>>(),
+    )
+    .await?;
+    let owned_tables: Vec<(Owner, Table)> = owners
+        .iter()
+        .flat_map(|(owner, tables)| tables.iter().map(|t| (owner.clone(), *t)))
+        .collect();
+    let coverage = CoverageSet::load(&lake, &plan.name, &owned_tables).await?;
     let plans = Table::ALL
         .into_iter()
         .map(|t| (t, FlattenPlan::new(schemas.get(t))))
         .collect();
+    let twilio_owner = plan
+        .twilio
+        .credentials
+        .as_ref()
+        .map(|c| Owner::twilio(&c.account_sid));
+    let telnyx_owner = plan.telnyx.api_key.as_ref().map(Owner::telnyx);
     let shared = Arc::new(Shared {
-        writer_settings: Arc::new(WriterSettings::new(&plan.parquet)?),
         plan,
         lake,
         schemas,
@@ -433,9 +492,11 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
         run_id,
         stats: Arc::new(RunStats::default()),
         drift: DriftLog::default(),
+        sink,
+        twilio_owner,
+        telnyx_owner,
         coverage: tokio::sync::Mutex::new(coverage),
-        records: Mutex::new(records),
-        stop: crate::stop::Stop::listen(),
+        stop,
         pinned_now: options.now,
         plans,
     });
@@ -461,7 +522,13 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
         (_, None) => Ok(Outcome::default()),
     };
     progress.finish();
-    shared.lake.remove_empty_folders(STAGING_DIR);
+    // This run's staging goes, unless a journal a failed commit left still names it.
+    if let Err(e) = sink_commit::discard_staging(&shared.lake, &shared.plan.name).await {
+        tracing::warn!(error = %e, "could not clear the run's staging; the next run does");
+    }
+    shared
+        .lake
+        .remove_empty_folders(&staging_dir(&shared.plan.name));
     let mut report = report_of(&shared, &mode, window, &options, started_at, clock);
     let nothing_new = window.is_some_and(|(from, to)| from >= to);
     match result {
@@ -565,10 +632,15 @@ async fn advance_watermark(
     outcome: &Outcome,
 ) -> DateTime<Utc> {
     let coverage = shared.coverage.lock().await;
-    let tables = &shared.plan.tables;
+    let owners = shared.plan.owners();
     HourSlice::covering(from, to)
         .into_iter()
-        .find(|h| outcome.undone.contains(h) || !coverage.all_of(tables, *h))
+        .find(|h| {
+            outcome.undone.contains(h)
+                || owners
+                    .iter()
+                    .any(|(owner, tables)| !coverage.all_of(owner, tables, *h))
+        })
         .map(|h| h.start())
         .unwrap_or(to)
 }

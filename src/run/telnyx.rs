@@ -11,18 +11,47 @@ use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
-use super::commit::{Replace, SliceBuild, commit_slice};
 use super::{FailedCall, Outcome, Shared};
 use crate::error::{Error, Result};
 use crate::events::RunStats;
-use crate::flatten::Flattener;
+use crate::flatten::{FlattenError, Flattener, PageOutcome, RecordContext};
+use crate::ids::Owner;
 use crate::ids::TelnyxId;
 use crate::schema::Table;
 use crate::sink::HourSlice;
+use crate::sink::hour::{HourBuild, Replace, commit_hour as sink_commit};
 use crate::sources::telnyx::{Filter, Pager};
+use crate::sources::{PageConsumer, SourceError};
 use crate::timefmt::micros_to_day;
 
 const TABLE: Table = Table::TelnyxCallEvents;
+
+/// Telnyx records carry their own ids: pages go straight into a flattener.
+impl PageConsumer for Flattener {
+    fn read_page(&mut self, body: &[u8]) -> std::result::Result<PageOutcome, FlattenError> {
+        self.push_page(body, &RecordContext::default())
+    }
+
+    fn read_record(&mut self, body: &[u8]) -> std::result::Result<(), FlattenError> {
+        self.push_record(body, &RecordContext::default())
+    }
+
+    async fn page_done(&mut self) -> std::result::Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// The Telnyx account of the job's key.
+fn owner(shared: &Shared) -> Result<Owner> {
+    shared
+        .telnyx_owner
+        .clone()
+        .ok_or_else(|| Error::Run("no Telnyx key configured".into()))
+}
+
+fn new_build(owner: &Owner, hour: HourSlice, replace: Replace, done: bool) -> HourBuild {
+    HourBuild::new((owner.clone(), hour), "telnyx", vec![TABLE], replace, done)
+}
 
 /// Rows of a batch by hour of their `event_timestamp`; rows outside [from, to) are dropped.
 /// A row without a time goes with the row before it (events are ordered by time).
@@ -95,8 +124,9 @@ pub(crate) async fn run_window(
 ) -> Result<Outcome> {
     let mut todo = HourSlice::covering(from, to);
     if skip_done {
+        let owner = owner(shared)?;
         let coverage = shared.coverage.lock().await;
-        todo.retain(|h| !coverage.all_of(&[TABLE], *h));
+        todo.retain(|h| !coverage.all_of(&owner, &[TABLE], *h));
     }
     let mut outcome = Outcome::default();
     for (first, last) in contiguous(&todo) {
@@ -165,7 +195,8 @@ async fn run_range(
         Some(window.1),
     )
     .map_err(range_error)?;
-    let mut open: BTreeMap<HourSlice, SliceBuild> = BTreeMap::new();
+    let owner = owner(shared).map_err(run_error)?;
+    let mut open: BTreeMap<HourSlice, HourBuild> = BTreeMap::new();
     let listed_at = shared.now();
     let closed = |hour: HourSlice| shared.closed_at(hour, listed_at);
     let mut next_hour = HourSlice::from_time(range_from);
@@ -194,11 +225,11 @@ async fn run_range(
         {
             let build = open.entry(hour).or_insert_with(|| {
                 let (replace, done) = replace_for(hour, window_from, window_to, closed(hour));
-                SliceBuild::new(hour, "telnyx", vec![TABLE], replace, done)
+                new_build(&owner, hour, replace, done)
             });
             build
                 .add_rows(
-                    shared,
+                    &shared.sink,
                     TABLE,
                     &part,
                     micros_to_day(hour.start().timestamp_micros()),
@@ -233,7 +264,7 @@ async fn commit_before(
     shared: &Shared,
     next_hour: &mut HourSlice,
     until: HourSlice,
-    open: &mut BTreeMap<HourSlice, SliceBuild>,
+    open: &mut BTreeMap<HourSlice, HourBuild>,
     window: (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>),
     outcome: &mut Outcome,
 ) -> Result<()> {
@@ -247,19 +278,27 @@ async fn commit_before(
 async fn commit_hour(
     shared: &Shared,
     hour: HourSlice,
-    open: &mut BTreeMap<HourSlice, SliceBuild>,
+    open: &mut BTreeMap<HourSlice, HourBuild>,
     (from, to, listed_at): (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>),
     outcome: &mut Outcome,
 ) -> Result<()> {
-    let build = open.remove(&hour).unwrap_or_else(|| {
-        let closed = shared.closed_at(hour, listed_at);
-        let (replace, done) = replace_for(hour, from, to, closed);
-        SliceBuild::new(hour, "telnyx", vec![TABLE], replace, done)
-    });
-    if !build.mark_done {
+    let build = match open.remove(&hour) {
+        Some(build) => build,
+        None => {
+            let closed = shared.closed_at(hour, listed_at);
+            let (replace, done) = replace_for(hour, from, to, closed);
+            new_build(&owner(shared)?, hour, replace, done)
+        }
+    };
+    let done = build.complete;
+    if !done {
         outcome.undone.insert(hour);
     }
-    let committed = commit_slice(shared, build).await?;
+    let owner = build.owner.clone();
+    let committed = sink_commit(&shared.sink, build).await?;
+    if done {
+        shared.mark_done(&owner, &[TABLE], hour).await?;
+    }
     if committed.rows > 0 {
         tracing::info!(slice = %hour, rows = committed.rows, "Telnyx hour committed");
     }
@@ -321,7 +360,8 @@ pub(crate) async fn run_ids(
     let keys = vec![("call_leg_id", legs_ok), ("call_session_id", sessions_ok)];
     let time = window.map(|(f, t)| (f.timestamp_micros(), t.timestamp_micros()));
     let schema = shared.schemas.get(TABLE);
-    let mut builds: BTreeMap<HourSlice, SliceBuild> = BTreeMap::new();
+    let owner = owner(shared)?;
+    let mut builds: BTreeMap<HourSlice, HourBuild> = BTreeMap::new();
     for batch in batches {
         for (hour, part) in rows_by_hour(&batch, schema.partition_column, time)? {
             let build = builds.entry(hour).or_insert_with(|| {
@@ -329,11 +369,11 @@ pub(crate) async fn run_ids(
                     keys: keys.clone(),
                     time,
                 };
-                SliceBuild::new(hour, "telnyx", vec![TABLE], replace, false)
+                new_build(&owner, hour, replace, false)
             });
             build
                 .add_rows(
-                    shared,
+                    &shared.sink,
                     TABLE,
                     &part,
                     micros_to_day(hour.start().timestamp_micros()),
@@ -344,7 +384,7 @@ pub(crate) async fn run_ids(
     let hours: BTreeSet<HourSlice> = builds.keys().copied().collect();
     for hour in hours {
         if let Some(build) = builds.remove(&hour) {
-            let committed = commit_slice(shared, build).await?;
+            let committed = sink_commit(&shared.sink, build).await?;
             outcome.committed.push(format!("{hour} (telnyx)"));
             outcome.files.extend(committed.files);
         }

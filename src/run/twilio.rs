@@ -1,24 +1,25 @@
 //! The Twilio side of a run: which calls (given SIDs, or discovered for a window), and the
-//! pipeline that fetches them concurrently across hours and commits each hour when its last call
-//! is done. A call is all or nothing; a failed call keeps whatever it had before.
+//! pipeline that fetches them concurrently across hours, streams their rows into their hours,
+//! and commits each hour when its last call is done. A call is all or nothing: a failed call's
+//! rows are taken out of its hour, and the hour keeps whatever that call had before.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::calls::{CallData, CallError, fetch_call};
-use super::commit::{Replace, SliceBuild, commit_slice};
+use super::calls::{CallError, CallEvent, fetch_call};
 use super::{FailedCall, Outcome, Shared};
 use crate::error::{Error, Result};
 use crate::events::RunStats;
-use crate::ids::CallSid;
+use crate::ids::{CallSid, Owner};
 use crate::job::plan::Discovery;
 use crate::schema::Table;
 use crate::sink::HourSlice;
+use crate::sink::hour::{HourBuild, Replace, commit_hour as sink_commit};
 use crate::sources::twilio_insights;
 use crate::sources::twilio_rest::{self, CallInfo};
 use crate::timefmt::micros_to_day;
@@ -35,7 +36,7 @@ pub(crate) struct HourWork {
 }
 
 struct OpenHour {
-    build: SliceBuild,
+    build: HourBuild,
     whole: bool,
     closed: bool,
     remaining: usize,
@@ -54,6 +55,14 @@ pub(crate) fn tables(shared: &Shared) -> Vec<Table> {
         .collect()
 }
 
+/// The account the Twilio tables' hours belong to.
+fn owner(shared: &Shared) -> Result<Owner> {
+    shared
+        .twilio_owner
+        .clone()
+        .ok_or_else(|| Error::Run("no Twilio credentials configured".into()))
+}
+
 /// Fetches and commits the hours `work` yields, calls concurrently across hours.
 pub(crate) async fn run_hours(
     shared: Arc<Shared>,
@@ -63,24 +72,26 @@ pub(crate) async fn run_hours(
     let mut outcome = Outcome::default();
     let mut open: BTreeMap<HourSlice, OpenHour> = BTreeMap::new();
     let mut queue: VecDeque<(HourSlice, CallInfo)> = VecDeque::new();
-    let mut tasks: JoinSet<(
-        HourSlice,
-        CallInfo,
-        std::result::Result<CallData, CallError>,
-    )> = JoinSet::new();
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    // Rows and ends of calls, in the order each call sent them; bounded, so that fetches
+    // wait while the hours' files take what they sent.
+    let (events_tx, mut events) = mpsc::channel::<CallEvent>(concurrency * 2);
+    let mut in_flight = 0usize;
     let mut work_open = true;
     loop {
-        while tasks.len() < concurrency {
+        while in_flight < concurrency {
             let Some((slice, call)) = queue.pop_front() else {
                 break;
             };
-            let shared = Arc::clone(&shared);
-            tasks.spawn(async move {
-                let result = fetch_call(&shared, &call).await;
-                (slice, call, result)
-            });
+            tasks.spawn(fetch_task(
+                Arc::clone(&shared),
+                slice,
+                call,
+                events_tx.clone(),
+            ));
+            in_flight += 1;
         }
-        if tasks.is_empty() && queue.is_empty() && !work_open {
+        if in_flight == 0 && queue.is_empty() && !work_open {
             break;
         }
         tokio::select! {
@@ -88,12 +99,22 @@ pub(crate) async fn run_hours(
                 tasks.abort_all();
                 return Err(shared.stop.error());
             }
-            joined = tasks.join_next(), if !tasks.is_empty() => {
-                let Some(joined) = joined else { continue };
-                let (slice, call, result) = joined.map_err(|e| Error::Run(format!("a fetch task stopped: {e}")))?;
-                if let Some(done) = finish_call(&shared, &mut open, slice, &call, result).await? {
-                    commit_hour(&shared, done, &mut outcome).await?;
+            Some(event) = events.recv(), if in_flight > 0 => match event {
+                CallEvent::Rows { slice, sid, table, batch } => {
+                    if let Some(hour) = open.get_mut(&slice) {
+                        let fallback_day = micros_to_day(slice.start().timestamp_micros());
+                        hour.build.add(&shared.sink, table, &sid, &batch, fallback_day).await?;
+                    }
                 }
+                CallEvent::Done { slice, call, result } => {
+                    in_flight -= 1;
+                    if let Some(done) = finish_call(&shared, &mut open, slice, &call, result)? {
+                        commit_hour(&shared, done, &mut outcome).await?;
+                    }
+                }
+            },
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                joined.map_err(|e| Error::Run(format!("a fetch task stopped: {e}")))?;
             }
             next = work.recv(), if work_open && queue.len() < concurrency => match next {
                 Some(hour) => accept(&shared, hour, &mut open, &mut queue, &mut outcome).await?,
@@ -104,6 +125,31 @@ pub(crate) async fn run_hours(
     Ok(outcome)
 }
 
+/// One call's fetch: its rows, then its end, always (a panic counts as a failed call).
+async fn fetch_task(
+    shared: Arc<Shared>,
+    slice: HourSlice,
+    call: CallInfo,
+    events: mpsc::Sender<CallEvent>,
+) {
+    let fetched = std::panic::AssertUnwindSafe(fetch_call(&shared, &call, slice, &events))
+        .catch_unwind()
+        .await;
+    let result = fetched.unwrap_or_else(|_| {
+        Err(CallError {
+            reason: "internal error: the call's fetch panicked".into(),
+            fatal: false,
+        })
+    });
+    let _ = events
+        .send(CallEvent::Done {
+            slice,
+            call,
+            result,
+        })
+        .await;
+}
+
 async fn accept(
     shared: &Arc<Shared>,
     hour: HourWork,
@@ -112,12 +158,12 @@ async fn accept(
     outcome: &mut Outcome,
 ) -> Result<()> {
     let entry = OpenHour {
-        build: SliceBuild::new(
-            hour.slice,
+        build: HourBuild::new(
+            (owner(shared)?, hour.slice),
             "twilio",
             tables(shared),
             Replace::All,
-            hour.whole,
+            hour.whole && hour.closed,
         ),
         whole: hour.whole,
         closed: hour.closed,
@@ -134,25 +180,18 @@ async fn accept(
 }
 
 /// Files a finished call into its hour; returns the hour when it was the last call.
-async fn finish_call(
+fn finish_call(
     shared: &Arc<Shared>,
     open: &mut BTreeMap<HourSlice, OpenHour>,
     slice: HourSlice,
     call: &CallInfo,
-    result: std::result::Result<CallData, CallError>,
+    result: std::result::Result<(), CallError>,
 ) -> Result<Option<OpenHour>> {
     let Some(entry) = open.get_mut(&slice) else {
         return Ok(None);
     };
     match result {
-        Ok(data) => {
-            let fallback_day = micros_to_day(call.anchor_micros);
-            for (table, batch) in &data.batches {
-                entry
-                    .build
-                    .add(shared, *table, call.sid.as_str(), batch, fallback_day)
-                    .await?;
-            }
+        Ok(()) => {
             entry.ok.insert(call.sid.to_string());
             RunStats::bump(&shared.stats.calls_done, 1);
         }
@@ -160,6 +199,7 @@ async fn finish_call(
         Err(e) => {
             tracing::warn!(call_sid = %call.sid, slice = %slice, error = %e.reason, "call failed");
             RunStats::bump(&shared.stats.calls_failed, 1);
+            entry.build.drop_unit(call.sid.as_str());
             entry
                 .failed
                 .push(FailedCall::call(call.sid.as_str(), Some(slice), e.reason));
@@ -187,11 +227,16 @@ async fn commit_hour(shared: &Shared, mut hour: OpenHour, outcome: &mut Outcome)
             time: None,
         };
     }
-    hour.build.mark_done = hour.whole && clean && hour.closed;
-    if !hour.build.mark_done {
+    let done = hour.whole && clean && hour.closed;
+    hour.build.complete = done;
+    if !done {
         outcome.undone.insert(slice);
     }
-    let committed = commit_slice(shared, hour.build).await?;
+    let (owner, tables) = (hour.build.owner.clone(), hour.build.tables.clone());
+    let committed = sink_commit(&shared.sink, hour.build).await?;
+    if done {
+        shared.mark_done(&owner, &tables, slice).await?;
+    }
     if committed.rows > 0 || !clean {
         tracing::info!(slice = %slice, calls = hour.ok.len(), failed = hour.failed.len(),
             rows = committed.rows, "hour committed");
@@ -271,13 +316,14 @@ pub(crate) async fn produce_window(
     let hours = HourSlice::covering(from, to);
     let mut directory = CallDirectory::default();
     let tables = tables(&shared);
+    let owner = owner(&shared)?;
     for chunk in hours.chunks(shared.plan.slice_hours.max(1) as usize) {
         let todo: Vec<HourSlice> = if skip_done {
             let coverage = shared.coverage.lock().await;
             chunk
                 .iter()
                 .copied()
-                .filter(|h| !coverage.all_of(&tables, *h))
+                .filter(|h| !coverage.all_of(&owner, &tables, *h))
                 .collect()
         } else {
             chunk.to_vec()

@@ -173,6 +173,8 @@ pub struct Faults {
     pub malformed_ratio: f64,
     /// Every Insights/REST request about these calls answers 500.
     pub fail_call_sids: Vec<String>,
+    /// Requests about this call for page `Page` >= N answer 500 (it fails midway).
+    pub fail_call_from_page: Option<(String, u64)>,
     /// `next_page_url`/`next_page_uri` point at `http://evil.invalid:PORT/...`.
     pub foreign_next_page: bool,
     /// The first page's next link points at itself (the same URL forever).

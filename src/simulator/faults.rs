@@ -48,15 +48,17 @@ const STATUSES_5XX: [StatusCode; 4] = [
 pub(crate) fn plan(
     seed: u64,
     seq: u64,
-    route: &Route,
+    (route, page): (&Route, u64),
     faults: &Faults,
     rotation: impl FnOnce() -> u64,
 ) -> Plan {
     let api = route.api().unwrap_or(Api::Insights);
-    if route
-        .call_sid()
-        .is_some_and(|sid| faults.fail_call_sids.iter().any(|f| f == sid))
-    {
+    let sid = route.call_sid();
+    let failing_page = faults
+        .fail_call_from_page
+        .as_ref()
+        .is_some_and(|(failing, from)| sid == Some(failing.as_str()) && page >= *from);
+    if failing_page || sid.is_some_and(|sid| faults.fail_call_sids.iter().any(|f| f == sid)) {
         return Plan::Fail(error_5xx(api, StatusCode::INTERNAL_SERVER_ERROR));
     }
     let u = Rng::new(&[seed, tag::FAULT, seq]).unit();
@@ -132,13 +134,13 @@ mod tests {
     fn ratios_pick_faults() {
         let route = Route::TelnyxEvents;
         let none = Faults::default();
-        assert!((0..100).all(|s| !plan(1, s, &route, &none, || 0).is_fault()));
+        assert!((0..100).all(|s| !plan(1, s, (&route, 0), &none, || 0).is_fault()));
         let all_429 = Faults {
             error_429_ratio: 1.0,
             retry_after: Some("2".into()),
             ..Faults::default()
         };
-        match plan(1, 0, &route, &all_429, || 0) {
+        match plan(1, 0, (&route, 0), &all_429, || 0) {
             Plan::Fail(r) => {
                 assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
                 assert_eq!(r.retry_after.as_deref(), Some("2"));
@@ -150,7 +152,7 @@ mod tests {
             ..Faults::default()
         };
         let drops = (0..1000)
-            .filter(|&s| matches!(plan(3, s, &route, &half, || 0), Plan::Drop))
+            .filter(|&s| matches!(plan(3, s, (&route, 0), &half, || 0), Plan::Drop))
             .count();
         assert!((400..600).contains(&drops), "{drops}");
     }

@@ -214,7 +214,11 @@ async fn serve_api(app: &App, route: &Route, params: &Params) -> Response {
     let faults = app.faults();
     let seq = app.seq.fetch_add(1, Ordering::Relaxed);
     let seed = app.model.ctx().seed;
-    let plan = faults::plan(seed, seq, route, &faults, || {
+    let page = params
+        .get("Page")
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0);
+    let plan = faults::plan(seed, seq, (route, page), &faults, || {
         app.rotation.fetch_add(1, Ordering::Relaxed)
     });
     if plan.is_fault() {

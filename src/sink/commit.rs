@@ -1,25 +1,32 @@
 //! The commit protocol: a slice's files appear together, replace the slice's earlier files,
-//! and survive a crash at any point.
+//! and survive a crash at any point. Every step runs under the owner's lock (`lock`), so no
+//! two runs commit one account's hour at once.
 //!
-//! 1. Files are written to `_voxlake/staging/{run}/…` (invisible to readers of the tables).
-//! 2. A journal (`_voxlake/journal/…`) records the intent: which staged files become which data
-//!    files, which earlier files go, and the slice records to write. Writing it is the commit
-//!    point.
+//! 1. Files are written to the run's staging folder `_voxlake/staging/{job}/{run}/…`
+//!    (invisible to readers of the tables).
+//! 2. A journal (`_voxlake/journal/{owner}/…`) records the intent: which staged files become
+//!    which data files, which earlier files go, and the slice records to write. Writing it is
+//!    the commit point.
 //! 3. The journal is applied: renames into place (each file appears whole: a rename, or an
 //!    S3 copy), deletes of the earlier files, the slice records; then the journal is removed.
 //!
-//! A run that starts first applies any journal left by a crash (every step is idempotent) and
-//! discards staging left without a journal. So a crash before step 2 leaves the tables as they
-//! were, and a crash after it is finished by the next run: never half a slice, never twice.
+//! Whoever next holds the owner's lock applies a journal a crash left (every step is
+//! idempotent) before reading that owner's slices; a job's next run discards the staging of
+//! its earlier runs that no journal names. So a crash before step 2 leaves the tables as they
+//! were, and a crash after it is finished: never half a slice, never twice.
 
 use serde::{Deserialize, Serialize};
 
-use super::layout::{HourSlice, JOURNAL_DIR, STAGING_DIR, journal_file, slice_record};
+use super::layout::{
+    HourSlice, JOURNAL_DIR, journal_dir, journal_file, journal_run, slice_record,
+    slice_records_root, staging_dir,
+};
 use super::store::Lake;
 use crate::error::Result;
+use crate::ids::Owner;
 use crate::schema::Table;
 
-/// What is committed for one table and one slice (`_voxlake/slices/{table}/{slice}.json`).
+/// What is committed for one table and one slice (`_voxlake/slices/{owner}/{table}/{slice}.json`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SliceRecord {
     /// Format version.
@@ -62,23 +69,25 @@ pub struct SliceCommit {
     pub version: u32,
     /// The committing run.
     pub run_id: String,
+    /// The account the slice belongs to.
+    pub owner: String,
     /// Slice id.
     pub slice: String,
-    /// The tables' group (`twilio`, `telnyx`), so that both can commit the same hour.
+    /// The tables' group (`twilio`, `telnyx`).
     pub group: String,
     /// Per table.
     pub tables: Vec<TableCommit>,
 }
 
-/// Writes the journal, then applies it.
+fn bad(what: &str) -> crate::error::Error {
+    crate::error::Error::Run(format!("journal: bad {what}"))
+}
+
+/// Writes the journal, then applies it. The caller holds the owner's lock.
 pub async fn commit(lake: &Lake, commit: &SliceCommit) -> Result<()> {
-    let Some(slice) = HourSlice::parse(&commit.slice) else {
-        return Err(crate::error::Error::Run(format!(
-            "bad slice id {}",
-            commit.slice
-        )));
-    };
-    let journal = journal_file(&commit.run_id, slice, &commit.group);
+    let slice = HourSlice::parse(&commit.slice).ok_or_else(|| bad("slice id"))?;
+    let owner = Owner::parse(&commit.owner).ok_or_else(|| bad("owner"))?;
+    let journal = journal_file(&owner, &commit.run_id, slice, &commit.group);
     lake.put_json(&journal, commit).await?;
     apply(lake, commit).await?;
     lake.delete(&journal).await
@@ -86,6 +95,8 @@ pub async fn commit(lake: &Lake, commit: &SliceCommit) -> Result<()> {
 
 /// Applies a journal; safe to repeat.
 async fn apply(lake: &Lake, commit: &SliceCommit) -> Result<()> {
+    let slice = HourSlice::parse(&commit.slice).ok_or_else(|| bad("slice id"))?;
+    let owner = Owner::parse(&commit.owner).ok_or_else(|| bad("owner"))?;
     for table in &commit.tables {
         for (staged, final_path) in &table.publish {
             // Missing: an earlier attempt already moved it.
@@ -99,43 +110,69 @@ async fn apply(lake: &Lake, commit: &SliceCommit) -> Result<()> {
         let Ok(parsed) = table.table.parse::<Table>() else {
             continue;
         };
-        let Some(slice) = HourSlice::parse(&commit.slice) else {
-            continue;
-        };
-        lake.put_json(&slice_record(parsed, slice), &table.record)
+        lake.put_json(&slice_record(&owner, parsed, slice), &table.record)
             .await?;
     }
     Ok(())
 }
 
-/// Finishes commits a crash interrupted and discards abandoned staging. Returns how many
-/// journals were applied.
-pub async fn recover(lake: &Lake) -> Result<usize> {
-    let journals = lake.list(JOURNAL_DIR).await?;
+/// Finishes the commits of `owner` that a crash interrupted. The caller holds the owner's
+/// lock, so every journal found is abandoned (a live commit holds the lock while its journal
+/// exists). Returns how many were applied.
+pub async fn recover_owner(lake: &Lake, owner: &Owner) -> Result<usize> {
+    let folder = journal_dir(owner);
+    lake.remove_local_temp_files(&folder, "");
+    lake.remove_local_temp_files(&slice_records_root(owner), "");
     let mut applied = 0;
-    for journal in &journals {
-        let Some(commit) = lake.get_json::<SliceCommit>(journal).await? else {
+    for journal in lake.list(&folder).await? {
+        let Some(commit) = lake.get_json::<SliceCommit>(&journal).await? else {
             continue;
         };
         tracing::info!(journal = %journal, "finishing a commit an earlier run left half done");
         apply(lake, &commit).await?;
-        lake.delete(journal).await?;
+        lake.delete(&journal).await?;
         applied += 1;
     }
-    for leftover in lake.list(STAGING_DIR).await? {
-        lake.delete(&leftover).await?;
-    }
-    lake.remove_local_folder(STAGING_DIR);
     Ok(applied)
 }
 
-/// The committed record of a table's slice, if any.
+/// Discards the staging of `job`'s earlier runs (the caller holds the job's lock, so none is
+/// running), except runs a journal still names: their files are published from there.
+pub async fn discard_staging(lake: &Lake, job: &str) -> Result<usize> {
+    let folder = staging_dir(job);
+    let named: Vec<String> = lake
+        .list(JOURNAL_DIR)
+        .await?
+        .iter()
+        .filter_map(|j| journal_run(j).map(str::to_string))
+        .collect();
+    let mut discarded = 0;
+    for staged in lake.list(&folder).await? {
+        let run = staged
+            .strip_prefix(&folder)
+            .and_then(|rest| rest.trim_start_matches('/').split('/').next())
+            .unwrap_or("");
+        if !named.iter().any(|n| n == run) {
+            lake.delete(&staged).await?;
+            discarded += 1;
+        }
+    }
+    for run in lake.local_subfolders(&folder) {
+        if !named.contains(&run) {
+            lake.remove_local_folder(&format!("{folder}/{run}"));
+        }
+    }
+    Ok(discarded)
+}
+
+/// The committed record of an owner's table slice, if any.
 pub async fn read_record(
     lake: &Lake,
+    owner: &Owner,
     table: Table,
     slice: HourSlice,
 ) -> Result<Option<SliceRecord>> {
-    lake.get_json(&slice_record(table, slice)).await
+    lake.get_json(&slice_record(owner, table, slice)).await
 }
 
 #[cfg(test)]
@@ -166,17 +203,19 @@ mod tests {
         )
         .await
         .expect("lake");
-        let old = "call_events/date=2024-05-01/2024-05-01T13-001.parquet";
-        let new = "call_events/date=2024-05-01/2024-05-01T13-000.parquet";
-        let staged = format!("_voxlake/staging/r2/{new}");
+        let owner = Owner::parse("AC00000000000000000000000000000000").expect("owner");
+        let old = "call_events/date=2024-05-01/2024-05-01T13-AC00000000000000000000000000000000-001.parquet";
+        let new = "call_events/date=2024-05-01/2024-05-01T13-AC00000000000000000000000000000000-000.parquet";
+        let staged = format!("_voxlake/staging/job/r2/0/{new}");
         lake.put_json(old, &"old").await.expect("old file");
         lake.put_json(&staged, &"new").await.expect("staged file");
-        lake.put_json("_voxlake/staging/r3/orphan.parquet", &"orphan")
+        lake.put_json("_voxlake/staging/job/r3/0/orphan.parquet", &"orphan")
             .await
             .expect("orphan");
         let commit = SliceCommit {
             version: 1,
             run_id: "r2".into(),
+            owner: owner.to_string(),
             slice: "2024-05-01T13".into(),
             group: "twilio".into(),
             tables: vec![TableCommit {
@@ -187,27 +226,32 @@ mod tests {
             }],
         };
         let slice = HourSlice::parse("2024-05-01T13").expect("slice");
-        lake.put_json(&journal_file("r2", slice, "twilio"), &commit)
+        lake.put_json(&journal_file(&owner, "r2", slice, "twilio"), &commit)
             .await
             .expect("journal");
 
-        assert_eq!(recover(&lake).await.expect("recover"), 1);
+        // The journal names r2: its staging stays until the journal is applied.
+        assert_eq!(discard_staging(&lake, "job").await.expect("discard"), 1);
+        assert!(lake.get_bytes_opt(&staged).await.expect("get").is_some());
+        assert_eq!(recover_owner(&lake, &owner).await.expect("recover"), 1);
+        assert_eq!(discard_staging(&lake, "job").await.expect("discard"), 0);
         let all = lake.list("").await.expect("list");
         assert_eq!(
             all,
             vec![
-                "_voxlake/slices/call_events/2024-05-01T13.json".to_string(),
+                "_voxlake/slices/AC00000000000000000000000000000000/call_events/2024-05-01T13.json"
+                    .to_string(),
                 new.to_string(),
             ]
         );
         let published: String = lake.get_json(new).await.expect("get").expect("present");
         assert_eq!(published, "new");
-        let kept = read_record(&lake, Table::CallEvents, slice)
+        let kept = read_record(&lake, &owner, Table::CallEvents, slice)
             .await
             .expect("record");
         assert_eq!(kept, Some(record(&[new])));
         // Applying again changes nothing.
-        assert_eq!(recover(&lake).await.expect("recover"), 0);
+        assert_eq!(recover_owner(&lake, &owner).await.expect("recover"), 0);
         assert_eq!(lake.list("").await.expect("list"), all);
     }
 }

@@ -27,6 +27,9 @@ pub const LOCKS_DIR: &str = "_voxlake/locks";
 /// How often a waiting run looks at a held lock again.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How long after taking a lease it is read back to confirm it is ours.
+const SETTLE: Duration = Duration::from_millis(50);
+
 /// What a lock protects: one job's runs, or one owner's (account's) hour commits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockName(String);
@@ -56,6 +59,13 @@ pub struct Holder {
     pub job: String,
     /// Its process id.
     pub pid: u32,
+    /// Its host name.
+    #[serde(default)]
+    pub host: String,
+    /// Which machine boot and process namespace its pid belongs to (empty where unknown):
+    /// a holder with ours whose process is gone is dead, whatever its lease says.
+    #[serde(default)]
+    pub machine: String,
     /// When it took the lock (RFC 3339).
     pub since: String,
 }
@@ -67,16 +77,63 @@ impl Holder {
             run_id: run_id.to_string(),
             job: job.to_string(),
             pid: std::process::id(),
+            host: read_trimmed("/proc/sys/kernel/hostname"),
+            machine: this_machine(),
             since: Utc::now().to_rfc3339(),
         }
     }
 
     fn shown(&self) -> String {
+        let host = if self.host.is_empty() {
+            String::new()
+        } else {
+            format!(" on {}", self.host)
+        };
         format!(
-            "run {} (job {}, pid {}) since {}",
+            "run {} (job {}, pid {}{host}) since {}",
             self.run_id, self.job, self.pid, self.since
         )
     }
+
+    /// True when the holder ran on this machine (same boot, same process namespace) and its
+    /// process is gone: a run killed by SIGKILL or a crash leaves its lease behind.
+    fn is_dead_here(&self) -> bool {
+        let here = this_machine();
+        !here.is_empty() && self.machine == here && !process_alive(self.pid)
+    }
+}
+
+/// Whether a process of this machine is running: it exists and is not a zombie (a process
+/// that ended but whose parent has not reaped it yet).
+fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state …`: the command may hold spaces and parentheses; the state follows
+    // the last `)`.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X"))
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// This boot and process namespace (Linux); empty elsewhere, so no lease is ever judged dead
+/// by its pid there.
+fn this_machine() -> String {
+    let boot = read_trimmed("/proc/sys/kernel/random/boot_id");
+    let namespace = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if boot.is_empty() || namespace.is_empty() {
+        return String::new();
+    }
+    format!("{boot}/{namespace}")
 }
 
 /// How long an object-store lease lasts without renewal.
@@ -94,6 +151,10 @@ impl Default for LeaseTime {
 struct LeaseFile {
     version: u32,
     holder: Holder,
+    /// Unique to one taking of the lease: read back after it is written, so that a store whose
+    /// conditional writes race (two takers both passing the check) still has one holder.
+    #[serde(default)]
+    token: String,
     /// When the lease lapses unless renewed (RFC 3339).
     expires_at: String,
     /// Given back: anyone may take it.
@@ -128,6 +189,7 @@ struct LeaseState {
     path: String,
     time: LeaseTime,
     holder: Holder,
+    token: String,
     /// The lease object's version we wrote last; None once lost.
     version: Mutex<Option<UpdateVersion>>,
     /// When the last renewal (or the take) succeeded.
@@ -184,9 +246,11 @@ impl Lock {
                     }
                 }
             }
+            // Jittered, so that waiters do not all try at once when the lock comes free.
+            let pause = POLL.mul_f64(0.5 + rand::random::<f64>());
             tokio::select! {
                 () = stop.wait() => return Err(stop.error()),
-                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep(pause) => {}
             }
         }
     }
@@ -194,7 +258,40 @@ impl Lock {
     /// Fails if the lock may no longer be ours (a lease whose renewals failed for most of its
     /// time, or that another run took over): nothing may be committed then.
     pub fn check(&self) -> Result<()> {
-        let LockKind::Lease(state, _) = &self.kind else {
+        self.watch().check()
+    }
+
+    /// A handle that checks this lock from elsewhere (a file lock always holds).
+    pub fn watch(&self) -> LockWatch {
+        match &self.kind {
+            LockKind::File(_) => LockWatch(None),
+            LockKind::Lease(state, _) => LockWatch(Some(Arc::clone(state))),
+        }
+    }
+
+    /// Gives the lock back.
+    pub async fn release(self) {
+        if let LockKind::Lease(state, task) = self.kind {
+            task.abort();
+            let version = state.version.lock().ok().and_then(|mut v| v.take());
+            if let Some(version) = version {
+                let file = lease_file(&state.holder, &state.token, state.time, true);
+                if let Err(e) = put_lease(&state.lake, &state.path, &file, version).await {
+                    tracing::debug!(lock = %self.name.0, error = %e, "could not give the lease back; it expires");
+                }
+            }
+        }
+    }
+}
+
+/// Checks a held lock: see [`Lock::check`].
+#[derive(Clone, Default)]
+pub struct LockWatch(Option<Arc<LeaseState>>);
+
+impl LockWatch {
+    /// Fails if the lock may no longer be ours.
+    pub fn check(&self) -> Result<()> {
+        let Some(state) = &self.0 else {
             return Ok(());
         };
         let lost = state.version.lock().map(|v| v.is_none()).unwrap_or(true);
@@ -206,24 +303,10 @@ impl Lock {
         if lost || age > state.time.0 * 2 / 3 {
             return Err(Error::Run(format!(
                 "the lease {} lapsed (renewals failed); stopping before committing anything more",
-                self.name.0
+                state.path
             )));
         }
         Ok(())
-    }
-
-    /// Gives the lock back.
-    pub async fn release(self) {
-        if let LockKind::Lease(state, task) = self.kind {
-            task.abort();
-            let version = state.version.lock().ok().and_then(|mut v| v.take());
-            if let Some(version) = version {
-                let file = lease_file(&state.holder, state.time, true);
-                if let Err(e) = put_lease(&state.lake, &state.path, &file, version).await {
-                    tracing::debug!(lock = %self.name.0, error = %e, "could not give the lease back; it expires");
-                }
-            }
-        }
     }
 }
 
@@ -268,11 +351,12 @@ fn try_file_lock(root: &std::path::Path, name: &LockName, holder: &Holder) -> Re
     }
 }
 
-fn lease_file(holder: &Holder, time: LeaseTime, released: bool) -> LeaseFile {
+fn lease_file(holder: &Holder, token: &str, time: LeaseTime, released: bool) -> LeaseFile {
     let expires = Utc::now() + chrono::Duration::from_std(time.0).unwrap_or_default();
     LeaseFile {
         version: 1,
         holder: holder.clone(),
+        token: token.to_string(),
         expires_at: expires.to_rfc3339(),
         released,
     }
@@ -306,9 +390,9 @@ async fn put_lease_with(
             e_tag: result.e_tag,
             version: result.version,
         })),
-        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-            Ok(None)
-        }
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => Ok(None),
         Err(e @ object_store::Error::NotImplemented { .. }) => Err(Error::Input(format!(
             "output {}: the store does not support conditional writes, which voxlake needs to lock the output: {}",
             lake.shown(),
@@ -335,7 +419,8 @@ async fn try_lease(
     time: LeaseTime,
 ) -> Result<Attempt> {
     let path = name.file();
-    let file = lease_file(holder, time, false);
+    let token = format!("{:016x}", rand::random::<u64>());
+    let file = lease_file(holder, &token, time, false);
     let taken = match put_lease_with(lake, &path, &file, PutMode::Create).await? {
         Some(version) => Some(version),
         None => {
@@ -343,7 +428,7 @@ async fn try_lease(
                 // Gone between the two requests: try again.
                 return Ok(Attempt::Held(None));
             };
-            if !current.free_at(Utc::now()) {
+            if !current.free_at(Utc::now()) && !current.holder.is_dead_here() {
                 return Ok(Attempt::Held(Some(current.holder)));
             }
             put_lease(lake, &path, &file, version).await?
@@ -352,11 +437,21 @@ async fn try_lease(
     let Some(version) = taken else {
         return Ok(Attempt::Held(None));
     };
+    // Read back, a moment later: on a store whose conditional writes are not atomic (the check
+    // and the write are separate steps, as in s3s-fs), a second taker that passed the check
+    // with us writes within that moment; the lease is whoever's token it holds then.
+    tokio::time::sleep(SETTLE).await;
+    match read_lease(lake, &path).await? {
+        Some((current, _)) if current.token == token => {}
+        Some((current, _)) => return Ok(Attempt::Held(Some(current.holder))),
+        None => return Ok(Attempt::Held(None)),
+    }
     let state = Arc::new(LeaseState {
         lake: lake.clone(),
         path,
         time,
         holder: holder.clone(),
+        token,
         version: Mutex::new(Some(version)),
         renewed: Mutex::new(Instant::now()),
     });
@@ -382,6 +477,7 @@ async fn read_lease(lake: &Lake, path: &str) -> Result<Option<(LeaseFile, Update
     let file = serde_json::from_slice(&bytes).unwrap_or(LeaseFile {
         version: 1,
         holder: Holder::this_process("unknown", "unknown"),
+        token: String::new(),
         expires_at: String::new(),
         released: true,
     });
@@ -396,7 +492,7 @@ async fn renew(state: Arc<LeaseState>) {
         let Some(version) = state.version.lock().ok().and_then(|v| v.clone()) else {
             return;
         };
-        let file = lease_file(&state.holder, state.time, false);
+        let file = lease_file(&state.holder, &state.token, state.time, false);
         match put_lease(&state.lake, &state.path, &file, version).await {
             Ok(Some(next)) => {
                 if let Ok(mut v) = state.version.lock() {

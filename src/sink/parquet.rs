@@ -1,6 +1,6 @@
-//! Staged Parquet files of one table and one slice: zstd, column statistics, row groups
-//! flushed by rows and by size, files rotated by rows, names derived from the slice.
-//! Files are written under `_voxlake/staging/`; `commit` publishes them.
+//! Staged Parquet files of one table, one owner and one slice: zstd, column statistics, row
+//! groups flushed by rows and by size, files rotated by rows, names derived from the slice and
+//! the owner. Files are written under the run's staging folder; `commit` publishes them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,9 +13,10 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::layout::{HourSlice, data_file, staged_file};
+use super::layout::{HourSlice, data_file};
 use super::store::Lake;
 use crate::error::{Error, Result};
+use crate::ids::Owner;
 use crate::job::plan::ParquetPlan;
 use crate::schema::Table;
 
@@ -83,13 +84,15 @@ struct DayFiles {
     closed: Vec<StagedFile>,
 }
 
-/// The files of one table and one slice, one or more per `date=` day.
+/// The files of one table, owner and slice, one or more per `date=` day.
 pub struct SliceFiles {
     lake: Lake,
     table: Table,
     schema: SchemaRef,
     slice: HourSlice,
-    run_id: Arc<str>,
+    owner: Owner,
+    /// The folder this set of files is staged in (unique to it).
+    staging: String,
     settings: Arc<WriterSettings>,
     days: BTreeMap<i32, DayFiles>,
     rows: u64,
@@ -100,13 +103,14 @@ fn parquet_error(path: &str, e: parquet::errors::ParquetError) -> Error {
 }
 
 impl SliceFiles {
-    /// Files for `table` in `slice`, staged under this run's folder.
+    /// Files for `owner`'s `table` in `slice`, staged under `staging` (a folder no other set
+    /// of files uses).
     pub fn new(
         lake: Lake,
         table: Table,
         schema: SchemaRef,
-        slice: HourSlice,
-        run_id: Arc<str>,
+        (slice, owner): (HourSlice, Owner),
+        staging: String,
         settings: Arc<WriterSettings>,
     ) -> SliceFiles {
         SliceFiles {
@@ -114,7 +118,8 @@ impl SliceFiles {
             table,
             schema,
             slice,
-            run_id,
+            owner,
+            staging,
             settings,
             days: BTreeMap::new(),
             rows: 0,
@@ -166,8 +171,8 @@ impl SliceFiles {
         if files.open.is_some() {
             return Ok(());
         }
-        let final_path = data_file(self.table, day, self.slice, files.next_index);
-        let staged = staged_file(&self.run_id, &final_path);
+        let final_path = data_file(self.table, day, self.slice, &self.owner, files.next_index);
+        let staged = format!("{}/{final_path}", self.staging);
         let properties = self.settings.properties_for(self.table, self.slice);
         let writer = AsyncArrowWriter::try_new(
             self.lake.writer(&staged),

@@ -260,6 +260,46 @@ impl Lake {
         }
     }
 
+    /// Removes the temporary files (`name#N`) a local store leaves when a process is killed
+    /// mid-write, in `folder` and below, whose names start with `prefix`; the caller holds
+    /// the lock of whatever writes them.
+    pub fn remove_local_temp_files(&self, folder: &str, prefix: &str) {
+        if let Some(root) = &self.local_root {
+            remove_temp_files(&root.join(folder), prefix);
+        }
+    }
+
+    /// The names of the folders directly under a local `folder` (empty for object stores,
+    /// which have no folders).
+    pub fn local_subfolders(&self, folder: &str) -> Vec<String> {
+        let Some(root) = &self.local_root else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(root.join(folder)) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    }
+
+    /// The local folder behind the lake, if it is one.
+    pub(crate) fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
+    /// The store behind the lake.
+    pub(crate) fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// A path relative to the output as the store's path.
+    pub(crate) fn object_path(&self, relative: &str) -> Path {
+        self.path(relative)
+    }
+
     /// Removes the empty folders a local store leaves behind under `folder` (object stores
     /// have no folders, so there is nothing to do for them).
     pub fn remove_empty_folders(&self, folder: &str) {
@@ -368,6 +408,22 @@ impl Lake {
             5 << 20
         };
         BufWriter::with_capacity(Arc::clone(&self.store), self.path(relative), capacity)
+    }
+}
+
+/// Depth-first removal of files whose name holds a `#` (object_store's local temporaries).
+fn remove_temp_files(dir: &std::path::Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_temp_files(&path, prefix);
+        } else if name.contains('#') && name.starts_with(prefix) {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 

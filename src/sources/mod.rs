@@ -1,5 +1,6 @@
 //! Sources: one file per API, each supplying only "the first URL" and "the next URL from a
-//! page"; `fetch_all` is the one paging driver they share.
+//! page"; `fetch_all` is the one paging driver they share. Page bodies go to a
+//! [`PageConsumer`] the run provides, which turns them into rows and hands them on.
 
 pub mod telnyx;
 pub mod twilio_insights;
@@ -9,7 +10,7 @@ use std::collections::HashSet;
 
 use url::Url;
 
-use crate::flatten::{FlattenError, Flattener, PageMeta, PageOutcome, RecordContext};
+use crate::flatten::{FlattenError, PageMeta, PageOutcome};
 use crate::http::{ApiClient, HttpError};
 
 /// A source could not page through a resource.
@@ -41,6 +42,20 @@ pub enum SourceError {
     /// A page's paging fields make no sense.
     #[error("{0}")]
     Paging(String),
+    /// The consumer of the pages could not take more (the run is stopping).
+    #[error("{0}")]
+    Consumer(String),
+}
+
+/// Where a source hands each body it fetched; the run decides what becomes of the rows.
+pub trait PageConsumer: Send {
+    /// Reads one page; an `Err` rejects the body, which is then fetched again.
+    fn read_page(&mut self, body: &[u8]) -> Result<PageOutcome, FlattenError>;
+    /// Reads a body that is a single record.
+    fn read_record(&mut self, body: &[u8]) -> Result<(), FlattenError>;
+    /// After each page or record was read: the consumer may hand its rows on (and wait
+    /// for room to do so, which is what bounds a run's memory).
+    fn page_done(&mut self) -> impl std::future::Future<Output = Result<(), SourceError>> + Send;
 }
 
 /// What paging through one resource gave.
@@ -58,13 +73,12 @@ pub trait NextPage {
     fn next(&mut self, current: &Url, page: &PageOutcome) -> Result<Option<Url>, SourceError>;
 }
 
-/// Pages from `first` until `next` says done, every page into `flattener`. A link seen twice or
-/// leaving the configured origin stops with an error.
+/// Pages from `first` until `next` says done, every page into `consumer`. Every next link
+/// passes the [`LinkGuard`].
 pub async fn fetch_all(
     client: &ApiClient,
     first: Url,
-    flattener: &mut Flattener,
-    ctx: &RecordContext<'_>,
+    consumer: &mut impl PageConsumer,
     next: &mut (dyn NextPage + Send),
 ) -> Result<FetchSummary, SourceError> {
     let mut guard = LinkGuard::new(&first);
@@ -73,8 +87,9 @@ pub async fn fetch_all(
     loop {
         guard.admit(client, &url)?;
         let page = client
-            .get_with(&url, |body| flattener.push_page(body, ctx))
+            .get_with(&url, |body| consumer.read_page(body))
             .await?;
+        consumer.page_done().await?;
         summary.pages += 1;
         summary.rows += page.rows as u64;
         match next.next(&url, &page)? {
@@ -166,13 +181,13 @@ fn next_link(
 pub async fn fetch_one(
     client: &ApiClient,
     url: Url,
-    flattener: &mut Flattener,
-    ctx: &RecordContext<'_>,
+    consumer: &mut impl PageConsumer,
 ) -> Result<FetchSummary, SourceError> {
     client
         .get_with(&url, |body| -> Result<(), FlattenError> {
-            flattener.push_record(body, ctx)
+            consumer.read_record(body)
         })
         .await?;
+    consumer.page_done().await?;
     Ok(FetchSummary { pages: 1, rows: 1 })
 }

@@ -6,8 +6,8 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use url::Url;
 
-use super::SourceError;
-use crate::flatten::{Flattener, PageOutcome, RecordContext};
+use super::{PageConsumer, SourceError};
+use crate::flatten::PageOutcome;
 use crate::http::ApiClient;
 use crate::ids::TelnyxId;
 
@@ -95,11 +95,11 @@ impl Pager {
         })
     }
 
-    /// Fetches the next page into `flattener`; `None` when paging is over.
+    /// Fetches the next page into `consumer`; `None` when paging is over.
     pub async fn next_page(
         &mut self,
         client: &ApiClient,
-        flattener: &mut Flattener,
+        consumer: &mut impl PageConsumer,
     ) -> Result<Option<PageOutcome>, SourceError> {
         if self.done {
             return Ok(None);
@@ -115,7 +115,7 @@ impl Pager {
         let mut url = self.first.clone();
         url.query_pairs_mut()
             .append_pair("page[number]", &asked.to_string());
-        let ctx = RecordContext::default();
+        let previous = self.previous_data;
         let mut fingerprint = 0;
         let page = client
             .get_with(&url, |body| {
@@ -123,26 +123,25 @@ impl Pager {
                     .map_err(|e| crate::flatten::FlattenError::Malformed(e.to_string()))?;
                 fingerprint = data_fingerprint(check.data);
                 let answered = check.meta.and_then(|m| m.page_number);
-                if answered.is_some_and(|n| n != asked) {
-                    return Ok(Err(answered));
+                if let Some(answered) = answered.filter(|n| *n != asked) {
+                    return Ok(Err(format!(
+                        "Telnyx answered page {answered} when page {asked} was asked for: the \
+                         server does not page; stopping instead of landing the same events again"
+                    )));
                 }
-                flattener.push_page(body, &ctx).map(Ok)
+                let has_events = check.data.is_some_and(|d| d.get().trim() != "[]");
+                if previous == Some(fingerprint) && has_events {
+                    return Ok(Err(format!(
+                        "Telnyx page {asked} holds the same events as page {}: the server does \
+                         not page; stopping instead of landing them again",
+                        asked - 1
+                    )));
+                }
+                consumer.read_page(body).map(Ok)
             })
-            .await?;
-        let page = page.map_err(|answered| {
-            SourceError::Paging(format!(
-                "Telnyx answered page {} when page {asked} was asked for: the server does not page; \
-                 stopping instead of landing the same events again",
-                answered.unwrap_or(0)
-            ))
-        })?;
-        if self.previous_data == Some(fingerprint) && page.rows > 0 {
-            return Err(SourceError::Paging(format!(
-                "Telnyx page {asked} holds the same events as page {}: the server does not page; \
-                 stopping instead of landing them again",
-                asked - 1
-            )));
-        }
+            .await?
+            .map_err(SourceError::Paging)?;
+        consumer.page_done().await?;
         self.previous_data = Some(fingerprint);
         let total_pages = page.meta.get_u64(&["meta", "total_pages"]).unwrap_or(0);
         let past_end = match (self.stop_at_micros, page.last_partition_micros) {

@@ -3,8 +3,7 @@
 
 use url::Url;
 
-use super::{AbsoluteNextUrl, FetchSummary, LinkGuard, SourceError, fetch_all};
-use crate::flatten::{Flattener, RecordContext};
+use super::{AbsoluteNextUrl, FetchSummary, LinkGuard, PageConsumer, SourceError, fetch_all};
 use crate::http::ApiClient;
 use crate::ids::CallSid;
 
@@ -40,25 +39,20 @@ pub fn first_url(
     Ok(url)
 }
 
-/// Every page of one call's events or metrics into `flattener`.
+/// Every page of one call's events or metrics into `consumer`.
 pub async fn fetch(
     client: &ApiClient,
     resource: Resource,
     call: &CallSid,
     page_size: u32,
     edge: Option<&str>,
-    flattener: &mut Flattener,
+    consumer: &mut impl PageConsumer,
 ) -> Result<FetchSummary, SourceError> {
     let first = first_url(client, resource, call, page_size, edge)?;
-    let ctx = RecordContext {
-        call_sid: Some(call.as_str()),
-        account_sid: None,
-    };
     fetch_all(
         client,
         first,
-        flattener,
-        &ctx,
+        consumer,
         &mut AbsoluteNextUrl(&["meta", "next_page_url"]),
     )
     .await
@@ -76,18 +70,14 @@ pub fn edges_of_call_type(call_type: &str) -> Option<Vec<&'static str>> {
     }
 }
 
-/// One call's summary (`GET /v1/Voice/{CallSid}/Summary`) into `flattener`.
+/// One call's summary (`GET /v1/Voice/{CallSid}/Summary`) into `consumer`.
 pub async fn fetch_summary(
     client: &ApiClient,
     call: &CallSid,
-    flattener: &mut Flattener,
+    consumer: &mut impl PageConsumer,
 ) -> Result<FetchSummary, SourceError> {
     let url = client.join(&format!("/v1/Voice/{call}/Summary"))?;
-    let ctx = RecordContext {
-        call_sid: Some(call.as_str()),
-        account_sid: None,
-    };
-    super::fetch_one(client, url, flattener, &ctx).await
+    super::fetch_one(client, url, consumer).await
 }
 
 #[derive(serde::Deserialize)]

@@ -5,8 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::{FetchSummary, LinkGuard, RelativeNextUri, SourceError, fetch_all};
-use crate::flatten::{Flattener, RecordContext};
+use super::{FetchSummary, LinkGuard, PageConsumer, RelativeNextUri, SourceError, fetch_all};
 use crate::http::ApiClient;
 use crate::ids::{AccountSid, CallSid};
 use crate::timefmt::parse_api_timestamp;
@@ -73,13 +72,14 @@ pub async fn fetch_call(
     Ok(info)
 }
 
-/// Every page of one call's REST events into `flattener`.
+/// Every page of one call's REST events into `consumer` (whose records carry neither SID:
+/// the consumer knows them from the request).
 pub async fn fetch_call_events(
     client: &ApiClient,
     account: &AccountSid,
     call: &CallSid,
     page_size: u32,
-    flattener: &mut Flattener,
+    consumer: &mut impl PageConsumer,
 ) -> Result<FetchSummary, SourceError> {
     let mut first = client.join(&format!(
         "/2010-04-01/Accounts/{account}/Calls/{call}/Events.json"
@@ -87,18 +87,7 @@ pub async fn fetch_call_events(
     first
         .query_pairs_mut()
         .append_pair("PageSize", &page_size.to_string());
-    let ctx = RecordContext {
-        call_sid: Some(call.as_str()),
-        account_sid: Some(account.as_str()),
-    };
-    fetch_all(
-        client,
-        first,
-        flattener,
-        &ctx,
-        &mut RelativeNextUri { client },
-    )
-    .await
+    fetch_all(client, first, consumer, &mut RelativeNextUri { client }).await
 }
 
 #[derive(Deserialize)]
