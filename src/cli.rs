@@ -171,4 +171,8 @@ pub struct SimulateArgs {
     /// Retry-After value sent with injected 429s.
     #[arg(long)]
     pub retry_after: Option<String>,
+    /// Also one carrier call this long (seconds; a metric sample every 10 s), starting at
+    /// 10:00 on the window's first day: the benchmarks' one huge call.
+    #[arg(long, hide = true, value_name = "SECS")]
+    pub long_call_secs: Option<u32>,
 }

@@ -371,6 +371,13 @@ async fn simulate(args: &SimulateArgs) -> Result<u8> {
         config.from = from;
         config.to = to;
     }
+    if let Some(duration_secs) = args.long_call_secs {
+        config.extra_calls.push(simulator::CallSpec {
+            start_time: config.from + chrono::Duration::hours(10),
+            duration_secs,
+            call_type: simulator::CallType::Carrier,
+        });
+    }
     for (name, ratio) in [
         ("--fault-429", args.fault_429),
         ("--fault-5xx", args.fault_5xx),

@@ -82,7 +82,14 @@ struct DayFiles {
     open: Option<OpenFile>,
     next_index: u32,
     closed: Vec<StagedFile>,
+    /// When rows last went to its open file (a counter of writes).
+    last_write: u64,
 }
+
+/// Days with an open file at most: a row group in progress is held in memory, so a call
+/// whose rows span many days (a long one) closes its older days' files as it moves on (a
+/// later row of a closed day opens its next file).
+const MAX_OPEN_DAYS: usize = 4;
 
 /// The files of one table, owner and slice, one or more per `date=` day.
 pub struct SliceFiles {
@@ -96,6 +103,7 @@ pub struct SliceFiles {
     settings: Arc<WriterSettings>,
     days: BTreeMap<i32, DayFiles>,
     rows: u64,
+    writes: u64,
 }
 
 fn parquet_error(path: &str, e: parquet::errors::ParquetError) -> Error {
@@ -123,6 +131,7 @@ impl SliceFiles {
             settings,
             days: BTreeMap::new(),
             rows: 0,
+            writes: 0,
         }
     }
 
@@ -136,9 +145,12 @@ impl SliceFiles {
     pub async fn write(&mut self, day: i32, batch: &RecordBatch) -> Result<()> {
         let max_rows = self.settings.max_rows_per_file as u64;
         let mut offset = 0usize;
+        self.writes += 1;
         while offset < batch.num_rows() {
+            self.make_room_for(day).await?;
             self.ensure_open(day)?;
             let files = self.days.entry(day).or_default();
+            files.last_write = self.writes;
             let Some(file) = files.open.as_mut() else {
                 return Err(Error::Run("internal: no open file".into()));
             };
@@ -162,6 +174,28 @@ impl SliceFiles {
             if file.rows >= max_rows {
                 close_open(files).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Closes the least recently written day's file when `day` would open one too many.
+    async fn make_room_for(&mut self, day: i32) -> Result<()> {
+        if self.days.get(&day).is_some_and(|d| d.open.is_some()) {
+            return Ok(());
+        }
+        let open: Vec<(u64, i32)> = self
+            .days
+            .iter()
+            .filter(|(_, d)| d.open.is_some())
+            .map(|(day, d)| (d.last_write, *day))
+            .collect();
+        if open.len() < MAX_OPEN_DAYS {
+            return Ok(());
+        }
+        if let Some((_, oldest)) = open.into_iter().min()
+            && let Some(files) = self.days.get_mut(&oldest)
+        {
+            close_open(files).await?;
         }
         Ok(())
     }
