@@ -8,16 +8,19 @@ use chrono::{DateTime, Utc};
 
 use crate::cli::{Cli, Command, SimulateArgs, WindowArgs};
 use crate::error::{Error, Result};
+use crate::exit::Exit;
 use crate::ids::{CallSid, TelnyxId};
+use crate::job::plan::{LONG_WINDOW_DAYS, RUN_WINDOW_DAYS};
 use crate::job::{JobConfig, JobPlan};
 use crate::run::{self, RunMode, RunOptions, RunReport};
 use crate::schema::{Schemas, Table, describe};
 use crate::simulator::{self, Faults, SimConfig};
 use crate::status;
+use crate::tables::{self, UnitKind};
 use crate::timefmt::parse_cli_time;
 
 /// Runs the command; returns the exit code (errors are returned for `main` to print).
-pub async fn dispatch(cli: &Cli) -> Result<u8> {
+pub async fn dispatch(cli: &Cli) -> Result<Exit> {
     match &cli.command {
         Command::Schemas { table } => print_schemas(table.as_deref()),
         Command::Run {
@@ -74,8 +77,8 @@ pub async fn dispatch(cli: &Cli) -> Result<u8> {
     }
 }
 
-fn print_schemas(table: Option<&str>) -> Result<u8> {
-    let schemas = Schemas::builtin().map_err(|e| Error::Run(e.to_string()))?;
+fn print_schemas(table: Option<&str>) -> Result<Exit> {
+    let schemas = Schemas::builtin().map_err(|e| Error::Internal(e.to_string()))?;
     let tables: Vec<Table> = match table {
         Some(name) => vec![name.parse::<Table>().map_err(Error::Input)?],
         None => Table::ALL.to_vec(),
@@ -84,7 +87,7 @@ fn print_schemas(table: Option<&str>) -> Result<u8> {
     for table in tables {
         let _ = writeln!(out, "{}", describe(&schemas.get(table)));
     }
-    Ok(0)
+    Ok(Exit::Done)
 }
 
 fn load_plan(job: &Path, output: Option<&str>) -> Result<JobPlan> {
@@ -160,8 +163,8 @@ fn run_mode(
 }
 
 fn check_mode_fits(plan: &JobPlan, mode: &RunMode, options: &RunOptions) -> Result<()> {
-    let twilio = plan.tables.iter().any(|t| t.is_per_call());
-    let telnyx = plan.tables.contains(&Table::TelnyxCallEvents);
+    let twilio = !tables::of_unit(&plan.tables, UnitKind::Call).is_empty();
+    let telnyx = !tables::of_unit(&plan.tables, UnitKind::TelnyxEvents).is_empty();
     if let RunMode::Ids {
         calls,
         legs,
@@ -186,17 +189,12 @@ fn check_mode_fits(plan: &JobPlan, mode: &RunMode, options: &RunOptions) -> Resu
             legs,
             sessions,
         } => {
-            run::check_window_length(
-                *from,
-                *to,
-                run::RUN_WINDOW_DAYS,
-                "run --from/--to",
-                options.yes,
-            )?;
+            let what = "run --from/--to";
+            plan.check_window_length((*from, *to), RUN_WINDOW_DAYS, what, options.yes)?;
             Some((*from, !legs.is_empty() || !sessions.is_empty()))
         }
         RunMode::Backfill { from, to } => {
-            run::check_window_length(*from, *to, run::LONG_WINDOW_DAYS, "backfill", options.yes)?;
+            plan.check_window_length((*from, *to), LONG_WINDOW_DAYS, "backfill", options.yes)?;
             Some((*from, false))
         }
         _ => None,
@@ -204,7 +202,7 @@ fn check_mode_fits(plan: &JobPlan, mode: &RunMode, options: &RunOptions) -> Resu
     if let Some((from, have_ids)) = window {
         let now = options.now.unwrap_or_else(Utc::now);
         check_window_range(from, now)?;
-        run::check_telnyx_lookback(plan, from, now, have_ids)?;
+        plan.check_telnyx_lookback(from, now, have_ids)?;
     }
     Ok(())
 }
@@ -252,7 +250,7 @@ fn run_options(cli: &Cli) -> Result<RunOptions> {
     })
 }
 
-fn finish_run(cli: &Cli, report: RunReport) -> Result<u8> {
+fn finish_run(cli: &Cli, report: RunReport) -> Result<Exit> {
     let mut err = std::io::stderr().lock();
     if cli.quiet {
         for failed in &report.failed_calls {
@@ -261,13 +259,13 @@ fn finish_run(cli: &Cli, report: RunReport) -> Result<u8> {
     } else {
         let _ = write!(err, "{}", report.summary());
     }
-    Ok(report.exit_code())
+    Ok(report.exit())
 }
 
 /// The demo job file, compiled in so that `voxlake demo` works from any folder.
 const DEMO_JOB: &str = include_str!("../jobs/demo.toml");
 
-async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<u8> {
+async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<Exit> {
     let mut sim_config = SimConfig {
         calls,
         ..SimConfig::default()
@@ -282,10 +280,10 @@ async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<u8> {
     );
     let sim = simulator::start(sim_config, 0)
         .await
-        .map_err(|e| Error::Run(format!("cannot start the simulator: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot start the simulator: {e}")))?;
     let base = sim.base_url();
     let mut config: JobConfig =
-        toml::from_str(DEMO_JOB).map_err(|e| Error::Run(format!("jobs/demo.toml: {e}")))?;
+        toml::from_str(DEMO_JOB).map_err(|e| Error::Internal(format!("jobs/demo.toml: {e}")))?;
     config.twilio.insights_url = base.clone();
     config.twilio.api_url = base.clone();
     config.telnyx.api_url = base;
@@ -297,7 +295,7 @@ async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<u8> {
     };
     let output_text = output.to_string_lossy().to_string();
     let plan = JobPlan::from_config(config, Some(&output_text), &env)
-        .map_err(|e| Error::Run(format!("jobs/demo.toml: {e}")))?;
+        .map_err(|e| Error::Internal(format!("jobs/demo.toml: {e}")))?;
     let tables = plan.tables.clone();
     let mode = RunMode::Window {
         from,
@@ -313,7 +311,7 @@ async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<u8> {
     sim.shutdown().await;
     let report = report?;
     print_demo(&report, &tables, &output_text);
-    Ok(report.exit_code())
+    Ok(report.exit())
 }
 
 fn print_demo(report: &RunReport, tables: &[Table], output: &str) {
@@ -351,7 +349,7 @@ fn print_demo(report: &RunReport, tables: &[Table], output: &str) {
     );
 }
 
-async fn simulate(args: &SimulateArgs) -> Result<u8> {
+async fn simulate(args: &SimulateArgs) -> Result<Exit> {
     let mut config = SimConfig {
         seed: args.seed,
         calls: args.calls,
@@ -398,5 +396,5 @@ async fn simulate(args: &SimulateArgs) -> Result<u8> {
     }
     let _ = tokio::signal::ctrl_c().await;
     sim.shutdown().await;
-    Ok(0)
+    Ok(Exit::Done)
 }

@@ -64,40 +64,15 @@ pub struct Lineage {
     pub run_id: Arc<str>,
 }
 
-/// The top-level keys of a page other than its records (`meta`, `next_page_uri`, ...).
-#[derive(Clone, Debug, Default)]
-pub struct PageMeta(pub Map<String, Value>);
-
-impl PageMeta {
-    /// The value at a path of keys, if present and not null.
-    pub fn get(&self, path: &[&str]) -> Option<&Value> {
-        let (first, rest) = path.split_first()?;
-        let mut value = self.0.get(*first)?;
-        for key in rest {
-            value = value.get(*key)?;
-        }
-        (!value.is_null()).then_some(value)
-    }
-
-    /// A string at a path.
-    pub fn get_str(&self, path: &[&str]) -> Option<&str> {
-        self.get(path).and_then(Value::as_str)
-    }
-
-    /// A non-negative integer at a path.
-    pub fn get_u64(&self, path: &[&str]) -> Option<u64> {
-        self.get(path).and_then(Value::as_u64)
-    }
-}
-
-/// What one page gave.
+/// What one page gave: rows, and the page's other top-level keys (`meta`, `next_page_uri`,
+/// ...), which the caller pages by.
 #[derive(Debug)]
-pub struct PageOutcome {
-    /// The page's non-record keys, for paging.
-    pub meta: PageMeta,
+pub struct PageRead {
+    /// The page's keys other than its records.
+    pub other_keys: Map<String, Value>,
     /// Rows added.
     pub rows: usize,
-    /// Timestamps (µs) of the partition column of the rows added, in order; `None` where absent.
+    /// The partition time (µs) of the last row added that had one.
     pub last_partition_micros: Option<i64>,
 }
 
@@ -683,7 +658,7 @@ impl Flattener {
         &mut self,
         body: &[u8],
         ctx: &RecordContext<'_>,
-    ) -> Result<PageOutcome, FlattenError> {
+    ) -> Result<PageRead, FlattenError> {
         let mut before = self.state.rows;
         let mut parsed = self.parse_page(body, ctx, false);
         if parsed.is_err() || self.state.needs_exact {
@@ -694,8 +669,8 @@ impl Flattener {
         match parsed {
             Ok(Some(meta)) => {
                 self.committed_rows = self.state.rows;
-                Ok(PageOutcome {
-                    meta,
+                Ok(PageRead {
+                    other_keys: meta,
                     rows: self.state.rows - before,
                     last_partition_micros: self.state.last_partition_micros,
                 })
@@ -718,7 +693,7 @@ impl Flattener {
         body: &[u8],
         ctx: &RecordContext<'_>,
         exact: bool,
-    ) -> Result<Option<PageMeta>, serde_json::Error> {
+    ) -> Result<Option<Map<String, Value>>, serde_json::Error> {
         self.state.last_partition_micros = None;
         self.state.exact = exact;
         self.state.needs_exact = false;
@@ -867,7 +842,7 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
-/// The page object: the records array goes to rows, every other key into `PageMeta`.
+/// The page object: the records array goes to rows, every other key into a map.
 /// Yields `None` when the records key is absent.
 struct PageSeed<'a, 'c> {
     trie: &'a Trie,
@@ -877,14 +852,14 @@ struct PageSeed<'a, 'c> {
 }
 
 impl<'de> DeserializeSeed<'de> for PageSeed<'_, '_> {
-    type Value = Option<PageMeta>;
+    type Value = Option<Map<String, Value>>;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for PageSeed<'_, '_> {
-    type Value = Option<PageMeta>;
+    type Value = Option<Map<String, Value>>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a page object")
     }
@@ -904,7 +879,7 @@ impl<'de> Visitor<'de> for PageSeed<'_, '_> {
                 meta.insert(key.0.into_owned(), value);
             }
         }
-        Ok(found.then_some(PageMeta(meta)))
+        Ok(found.then_some(meta))
     }
 }
 
@@ -1200,7 +1175,7 @@ mod tests {
             .expect("page");
         assert_eq!(outcome.rows, 1);
         assert_eq!(
-            outcome.meta.get_str(&["meta", "next_page_url"]),
+            outcome.other_keys["meta"]["next_page_url"].as_str(),
             Some("http://x/next")
         );
         let batch = f.finish(&lineage()).expect("finish").expect("rows");

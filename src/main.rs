@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(voxlake::commands::dispatch(&cli)) {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

@@ -6,12 +6,12 @@
 //! `_ingested_at` and `_run_id` (lineage).
 
 use std::collections::HashSet;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
+
+pub use crate::tables::Table;
 
 /// Name of the column that keeps, as JSON text, whatever the schema does not name.
 pub const EXTRA_COLUMN: &str = "_extra";
@@ -19,92 +19,6 @@ pub const EXTRA_COLUMN: &str = "_extra";
 pub const INGESTED_AT_COLUMN: &str = "_ingested_at";
 /// Lineage: the run that wrote the row.
 pub const RUN_ID_COLUMN: &str = "_run_id";
-
-/// The tables voxlake writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Table {
-    /// Voice Insights events, per call.
-    InsightsEvents,
-    /// Voice Insights metrics, per call.
-    InsightsMetrics,
-    /// Twilio REST call events (requests and responses), per call.
-    CallEvents,
-    /// Voice Insights call summaries.
-    CallSummaries,
-    /// Telnyx call events.
-    TelnyxCallEvents,
-}
-
-impl Table {
-    /// Every table, in a stable order.
-    pub const ALL: [Table; 5] = [
-        Table::InsightsEvents,
-        Table::InsightsMetrics,
-        Table::CallEvents,
-        Table::CallSummaries,
-        Table::TelnyxCallEvents,
-    ];
-
-    /// The table's name: its folder under the output and its schema file's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::InsightsEvents => "insights_events",
-            Table::InsightsMetrics => "insights_metrics",
-            Table::CallEvents => "call_events",
-            Table::CallSummaries => "call_summaries",
-            Table::TelnyxCallEvents => "telnyx_call_events",
-        }
-    }
-
-    /// The schema file compiled into the binary.
-    fn schema_text(self) -> &'static str {
-        match self {
-            Table::InsightsEvents => include_str!("../schemas/insights_events.toml"),
-            Table::InsightsMetrics => include_str!("../schemas/insights_metrics.toml"),
-            Table::CallEvents => include_str!("../schemas/call_events.toml"),
-            Table::CallSummaries => include_str!("../schemas/call_summaries.toml"),
-            Table::TelnyxCallEvents => include_str!("../schemas/telnyx_call_events.toml"),
-        }
-    }
-
-    /// True for the tables fetched per Twilio call SID.
-    pub fn is_per_call(self) -> bool {
-        !self.is_telnyx()
-    }
-
-    /// True for the Telnyx table.
-    pub fn is_telnyx(self) -> bool {
-        self == Table::TelnyxCallEvents
-    }
-
-    /// The column naming the unit a row belongs to (a call, or a Telnyx leg).
-    pub fn unit_column(self) -> &'static str {
-        if self.is_telnyx() {
-            "call_leg_id"
-        } else {
-            "call_sid"
-        }
-    }
-}
-
-impl fmt::Display for Table {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Table {
-    type Err = String;
-    fn from_str(name: &str) -> Result<Self, String> {
-        Table::ALL
-            .into_iter()
-            .find(|t| t.name() == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
-                format!("unknown table {name:?}; known tables: {}", known.join(", "))
-            })
-    }
-}
 
 /// A column's value type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,7 +169,7 @@ impl Schemas {
     pub fn builtin() -> Result<Schemas, SchemaError> {
         let tables = Table::ALL
             .into_iter()
-            .map(|t| parse_schema(t, t.schema_text()).map(Arc::new))
+            .map(|t| parse_schema(t, t.spec().schema_text).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Schemas { tables })
     }
@@ -466,9 +380,10 @@ mod tests {
     #[test]
     fn every_table_has_a_call_or_leg_key() {
         let schemas = Schemas::builtin().expect("schemas/ must be valid");
-        for table in Table::ALL.into_iter().filter(|t| t.is_per_call()) {
+        for table in Table::ALL {
+            let unit_column = table.spec().unit_column;
             assert!(
-                schemas.get(table).column_index("call_sid").is_some(),
+                schemas.get(table).column_index(unit_column).is_some(),
                 "{table}"
             );
         }

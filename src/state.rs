@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::hours::HourSlice;
 use crate::ids::Owner;
 use crate::schema::Table;
+use crate::sink::Lake;
 use crate::sink::layout::{coverage_file, job_state};
-use crate::sink::{HourSlice, Lake};
 
 /// The hours of one table committed whole by window runs, as merged ranges of hour indexes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -7,13 +7,16 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
-use crate::job::{JobPlan, Output};
+use crate::exit::Exit;
+use crate::hours::HourSlice;
+use crate::job::JobPlan;
+use crate::output::Output;
+use crate::sink::Lake;
 use crate::sink::layout::{run_manifest, slice_records_dir};
-use crate::sink::{HourSlice, Lake};
 use crate::state::{Coverage, JobState};
 
 /// Prints the status; exit code 0.
-pub async fn print(plan: &JobPlan, now: DateTime<Utc>) -> Result<u8> {
+pub async fn print(plan: &JobPlan, now: DateTime<Utc>) -> Result<Exit> {
     if let Output::Local(path) = &plan.output
         && !path.exists()
     {
@@ -22,12 +25,12 @@ pub async fn print(plan: &JobPlan, now: DateTime<Utc>) -> Result<u8> {
             plan.name,
             path.display()
         );
-        return Ok(0);
+        return Ok(Exit::Done);
     }
     let lake = Lake::open(&plan.output, &plan.store_settings()).await?;
     let text = render(plan, &lake, now).await?;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    Ok(0)
+    Ok(Exit::Done)
 }
 
 /// The status as text.
@@ -78,7 +81,7 @@ pub async fn render(plan: &JobPlan, lake: &Lake, now: DateTime<Utc>) -> Result<S
     // A table of several accounts names the account on each of its lines.
     let twilio_accounts = owners
         .iter()
-        .filter(|(_, t)| t.iter().any(|t| !t.is_telnyx()));
+        .filter(|(_, t)| t.iter().any(|t| t.spec().api != crate::http::Api::Telnyx));
     let several = twilio_accounts.count() > 1;
     for (owner, table) in owners
         .iter()

@@ -98,7 +98,7 @@ proptest! {
         let _ = voxlake::timefmt::parse_cli_time(&text);
         let _ = voxlake::timefmt::parse_api_timestamp(&text);
         let _ = voxlake::timefmt::parse_duration(&text);
-        let _ = voxlake::sink::HourSlice::parse(&text);
+        let _ = voxlake::hours::HourSlice::parse(&text);
         let _ = voxlake::sink::layout::day_of_path(&text);
         let _ = text.parse::<voxlake::ids::CallSid>();
         let _ = text.parse::<voxlake::ids::TelnyxId>();

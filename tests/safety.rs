@@ -130,7 +130,7 @@ fn a_telnyx_server_that_does_not_page_is_caught() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("Telnyx page 2 holds the same events as page 1"),
+            .contains("Telnyx page 2 holds the same records as page 1"),
         "{}",
         out.stderr
     );

@@ -4,5 +4,6 @@
 pub mod config;
 pub mod plan;
 
+pub use crate::output::Output;
 pub use config::JobConfig;
-pub use plan::{Credentials, JobPlan, Output};
+pub use plan::{Credentials, JobPlan};

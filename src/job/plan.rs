@@ -1,7 +1,7 @@
 //! The checked plan: the job file, the command line's `--output`, and credentials from the
 //! environment, validated before any request so that bad input is exit 2 with a precise message.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,100 +12,11 @@ use crate::error::{Error, Result};
 use crate::http::client::is_loopback_host;
 use crate::http::{Auth, RetryPolicy};
 use crate::ids::{AccountSid, Owner};
+use crate::output::{Output, ParquetSettings, StoreSettings};
 use crate::schema::Table;
 use crate::secret::Secret;
+use crate::sources::telnyx::LOOKBACK_HOURS;
 use crate::timefmt::{parse_cli_time, parse_duration};
-
-/// Where the lake is written.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
-    /// A local folder.
-    Local(PathBuf),
-    /// An S3 bucket and key prefix (no leading or trailing `/`).
-    S3 {
-        /// Bucket name.
-        bucket: String,
-        /// Key prefix, possibly empty.
-        prefix: String,
-    },
-}
-
-impl Output {
-    /// Parses a path, `file://…` or `s3://bucket/prefix`.
-    pub fn parse(text: &str) -> Result<Output> {
-        let bad = |why: &str| Error::Input(format!("output {text:?}: {why}"));
-        if text.trim().is_empty() {
-            return Err(bad("is empty"));
-        }
-        if let Some(rest) = text.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.contains('@') || bucket.contains(':') {
-                return Err(bad(
-                    "credentials or ports do not belong in the URL; use AWS_* variables",
-                ));
-            }
-            let valid = (3..=63).contains(&bucket.len())
-                && bucket.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
-                });
-            if !valid {
-                return Err(bad("the bucket name is not valid"));
-            }
-            let prefix = prefix.trim_matches('/').to_string();
-            if prefix.split('/').any(|s| s == ".." || s == ".") {
-                return Err(bad("the prefix may not contain . or .. segments"));
-            }
-            return Ok(Output::S3 {
-                bucket: bucket.to_string(),
-                prefix,
-            });
-        }
-        if text.starts_with("file:") {
-            return file_url_path(text)
-                .map(Output::Local)
-                .map_err(|why| bad(&why));
-        }
-        if let Some((scheme, _)) = text.split_once("://") {
-            return Err(bad(&format!(
-                "{scheme}:// is not supported; use a path, file:// or s3://"
-            )));
-        }
-        Ok(Output::Local(PathBuf::from(text)))
-    }
-
-    /// For messages: the path or URL (never credentials: none are allowed in it).
-    pub fn display(&self) -> String {
-        match self {
-            Output::Local(path) => path.display().to_string(),
-            Output::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
-            Output::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
-        }
-    }
-}
-
-/// The local path of a `file:` URL by RFC 8089: `file:///abs`, `file://localhost/abs` and
-/// `file:/abs` name a local absolute path; another host is refused (voxlake writes only here).
-fn file_url_path(text: &str) -> std::result::Result<PathBuf, String> {
-    let url = Url::parse(text).map_err(|e| format!("not a file URL ({e})"))?;
-    match url.host_str() {
-        None | Some("") | Some("localhost") => {}
-        Some(host) => {
-            return Err(format!(
-                "file:// URLs name this machine's files; host {host:?} is not this machine \
-                 (use file:///path or file://localhost/path)"
-            ));
-        }
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("a file URL takes no query or fragment".into());
-    }
-    // `to_file_path` decodes %-escapes and refuses what is not a local absolute path.
-    let mut local = url.clone();
-    let _ = local.set_host(None);
-    local
-        .to_file_path()
-        .map_err(|()| "not a local absolute path".to_string())
-}
 
 /// Which Insights edges to ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,16 +90,10 @@ pub struct HttpPlan {
     pub max_body_bytes: usize,
 }
 
-/// Parquet settings.
-#[derive(Clone, Debug)]
-pub struct ParquetPlan {
-    /// zstd level.
-    pub zstd_level: i32,
-    /// Rows per row group at most.
-    pub row_group_rows: usize,
-    /// Rows per file at most.
-    pub max_rows_per_file: usize,
-}
+/// Longest `run --from/--to` window without `--yes`, in days.
+pub const RUN_WINDOW_DAYS: i64 = 31;
+/// Longest backfill or nightly catch-up without `--yes`, in days.
+pub const LONG_WINDOW_DAYS: i64 = 366;
 
 /// A job, checked and ready to run.
 #[derive(Clone, Debug)]
@@ -218,15 +123,17 @@ pub struct JobPlan {
     /// HTTP.
     pub http: HttpPlan,
     /// Parquet.
-    pub parquet: ParquetPlan,
+    pub parquet: ParquetSettings,
 }
 
 impl JobPlan {
     /// Who the job's tables belong to: the Twilio account (for the Twilio tables) and the
     /// Telnyx key's account (for the Telnyx table), each with its tables.
     pub fn owners(&self) -> Vec<(Owner, Vec<Table>)> {
-        let (telnyx, twilio): (Vec<Table>, Vec<Table>) =
-            self.tables.iter().partition(|t| t.is_telnyx());
+        let (telnyx, twilio): (Vec<Table>, Vec<Table>) = self
+            .tables
+            .iter()
+            .partition(|t| t.spec().api == crate::http::Api::Telnyx);
         let mut owners = Vec::new();
         if let Some(credentials) = &self.twilio.credentials
             && !twilio.is_empty()
@@ -241,10 +148,59 @@ impl JobPlan {
         owners
     }
 
+    /// Refuses a window longer than `limit_days` unless `yes`: a typo in a year should not
+    /// start a fetch of years. `what` names the window in the message.
+    pub fn check_window_length(
+        &self,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        limit_days: i64,
+        what: &str,
+        yes: bool,
+    ) -> Result<()> {
+        let days = (to - from).num_hours() as f64 / 24.0;
+        if yes || days <= limit_days as f64 {
+            return Ok(());
+        }
+        Err(Error::Input(format!(
+            "{what}: the window {} .. {} is {days:.1} days, longer than {limit_days}; pass --yes if \
+             that is meant (for history, a backfill resumes where it stops)",
+            from.to_rfc3339(),
+            to.to_rfc3339()
+        )))
+    }
+
+    /// Refuses a Telnyx window older than the API's look-back when no legs or sessions are
+    /// given (Telnyx lists only the last 24 h without them).
+    pub fn check_telnyx_lookback(
+        &self,
+        from: DateTime<Utc>,
+        now: DateTime<Utc>,
+        have_ids: bool,
+    ) -> Result<()> {
+        let telnyx = self
+            .tables
+            .iter()
+            .any(|t| t.spec().unit == crate::tables::UnitKind::TelnyxEvents);
+        if !telnyx || have_ids {
+            return Ok(());
+        }
+        let oldest = now - chrono::Duration::hours(LOOKBACK_HOURS);
+        if from < oldest {
+            return Err(Error::Input(format!(
+                "telnyx_call_events: the window starts at {} but Telnyx lists events only {LOOKBACK_HOURS} h back \
+                 (from {}) unless filtered by leg or session; give --leg-id/--session-id for older windows \
+                 or start the window within the last {LOOKBACK_HOURS} h",
+                from.to_rfc3339(),
+                oldest.to_rfc3339()
+            )));
+        }
+        Ok(())
+    }
+
     /// How the output store's own client retries (S3): the job's `[http]` settings.
-    pub fn store_settings(&self) -> crate::sink::store::StoreSettings {
+    pub fn store_settings(&self) -> StoreSettings {
         let attempts = self.http.retry.max_attempts.max(1);
-        crate::sink::store::StoreSettings {
+        StoreSettings {
             timeout: self.http.timeout,
             max_retries: attempts as usize - 1,
             retry_timeout: (self.http.retry.max_delay * attempts)
@@ -307,8 +263,12 @@ impl JobPlan {
                 ));
             }
         };
-        let needs_twilio = tables.iter().any(|t| *t != Table::TelnyxCallEvents);
-        let needs_telnyx = tables.contains(&Table::TelnyxCallEvents);
+        let needs_telnyx = tables
+            .iter()
+            .any(|t| t.spec().api == crate::http::Api::Telnyx);
+        let needs_twilio = tables
+            .iter()
+            .any(|t| t.spec().api != crate::http::Api::Telnyx);
         let twilio = TwilioPlan {
             insights_url: parse_origin("twilio.insights_url", &config.twilio.insights_url)?,
             api_url: parse_origin("twilio.api_url", &config.twilio.api_url)?,
@@ -502,8 +462,8 @@ fn http_plan(section: &HttpSection) -> Result<HttpPlan, String> {
     })
 }
 
-fn parquet_plan(section: &ParquetSection) -> Result<ParquetPlan, String> {
-    Ok(ParquetPlan {
+fn parquet_plan(section: &ParquetSection) -> Result<ParquetSettings, String> {
+    Ok(ParquetSettings {
         zstd_level: in_range("parquet.zstd_level", section.zstd_level, 1, 22)? as i32,
         row_group_rows: in_range(
             "parquet.row_group_rows",
@@ -523,6 +483,7 @@ fn parquet_plan(section: &ParquetSection) -> Result<ParquetPlan, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn env_with(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |name| {
@@ -594,34 +555,6 @@ mod tests {
             let e = plan(&text, vars).expect_err(extra);
             assert!(e.contains(expected), "{extra}: {e}");
         }
-    }
-
-    #[test]
-    fn outputs() {
-        assert_eq!(
-            Output::parse("s3://bucket-1/a/b/").expect("s3"),
-            Output::S3 {
-                bucket: "bucket-1".into(),
-                prefix: "a/b".into()
-            }
-        );
-        assert!(Output::parse("s3://key:secret@bucket/x").is_err());
-        assert!(Output::parse("gs://bucket/x").is_err());
-        assert_eq!(
-            Output::parse("file:///tmp/x").expect("file"),
-            Output::Local("/tmp/x".into())
-        );
-        // RFC 8089: `localhost` is this machine; no host is this machine; others are refused.
-        assert_eq!(
-            Output::parse("file://localhost/tmp/x").expect("localhost"),
-            Output::Local("/tmp/x".into())
-        );
-        assert_eq!(
-            Output::parse("file:/tmp/a%20b").expect("no authority"),
-            Output::Local("/tmp/a b".into())
-        );
-        let e = Output::parse("file://elsewhere/tmp/x").expect_err("another host");
-        assert!(e.to_string().contains("is not this machine"), "{e}");
     }
 }
 

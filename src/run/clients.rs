@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use url::Url;
 
-use super::calls::CallError;
 use crate::error::{Error, Result};
 use crate::http::{Api, ApiClient, ApiConfig, Auth, HttpStats};
 use crate::job::JobPlan;
@@ -40,11 +39,8 @@ fn client(
     .map_err(|e| Error::Input(e.to_string()))
 }
 
-fn missing(what: &str) -> CallError {
-    CallError {
-        reason: format!("no {what} configured"),
-        fatal: true,
-    }
+fn missing(what: &str) -> Error {
+    Error::Internal(format!("no {what} configured"))
 }
 
 impl Clients {
@@ -92,27 +88,18 @@ impl Clients {
         })
     }
 
-    /// Voice Insights.
-    pub(crate) fn insights(&self) -> Result<&ApiClient, CallError> {
-        self.insights
-            .as_ref()
-            .ok_or_else(|| missing("Twilio Insights client"))
-    }
-
-    /// Twilio REST.
-    pub(crate) fn rest(&self) -> Result<&ApiClient, CallError> {
-        self.rest
-            .as_ref()
-            .ok_or_else(|| missing("Twilio REST client"))
-    }
-
-    /// Telnyx.
-    pub(crate) fn telnyx(&self) -> Result<&ApiClient, CallError> {
-        self.telnyx.as_ref().ok_or_else(|| missing("Telnyx client"))
+    /// The client of an API.
+    pub(crate) fn get(&self, api: Api) -> Result<&ApiClient> {
+        let (client, what) = match api {
+            Api::TwilioInsights => (&self.insights, "Twilio Insights client"),
+            Api::TwilioRest => (&self.rest, "Twilio REST client"),
+            Api::Telnyx => (&self.telnyx, "Telnyx client"),
+        };
+        client.as_ref().ok_or_else(|| missing(what))
     }
 
     /// Twilio credentials (the account of the REST paths).
-    pub(crate) fn credentials(&self) -> Result<&Credentials, CallError> {
+    pub(crate) fn credentials(&self) -> Result<&Credentials> {
         self.credentials
             .as_ref()
             .ok_or_else(|| missing("Twilio credentials"))

@@ -18,11 +18,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::layout::{
-    HourSlice, JOURNAL_DIR, journal_dir, journal_file, journal_run, slice_record,
-    slice_records_root, staging_dir,
+    JOURNAL_DIR, journal_dir, journal_file, journal_run, slice_record, slice_records_root,
+    staging_dir,
 };
 use super::store::Lake;
 use crate::error::Result;
+use crate::hours::HourSlice;
 use crate::ids::Owner;
 use crate::schema::Table;
 
@@ -80,7 +81,7 @@ pub struct SliceCommit {
 }
 
 fn bad(what: &str) -> crate::error::Error {
-    crate::error::Error::Run(format!("journal: bad {what}"))
+    crate::error::Error::Lake(format!("journal: bad {what}"))
 }
 
 /// Writes the journal, then applies it. The caller holds the owner's lock.
@@ -178,7 +179,7 @@ pub async fn read_record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::Output;
+    use crate::output::Output;
 
     fn record(files: &[&str]) -> SliceRecord {
         SliceRecord {

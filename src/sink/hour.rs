@@ -13,12 +13,13 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::commit::{self, SliceCommit, SliceRecord, TableCommit};
-use super::layout::{HourSlice, day_of_path, staging_dir};
+use super::layout::{day_of_path, staging_dir};
 use super::lock::{Holder, LeaseTime, Lock, LockName, LockWatch, Wait};
 use super::parquet::{SliceFiles, StagedFile, WriterSettings};
 use super::partition::split_by_day;
 use super::store::Lake;
 use crate::error::{Error, Result};
+use crate::hours::HourSlice;
 use crate::ids::Owner;
 use crate::schema::{Schemas, Table};
 use crate::stop::Stop;
@@ -128,8 +129,8 @@ pub struct HourBuild {
     files: BTreeMap<Table, SliceFiles>,
     /// Per table, the units (calls, legs) with rows.
     units: BTreeMap<Table, BTreeSet<String>>,
-    /// Units whose rows written so far must not land (their call failed).
-    dropped: BTreeSet<String>,
+    /// Rows written so far that must not land: (column, value) of units that failed.
+    dropped: BTreeSet<(&'static str, String)>,
     /// Which earlier rows go.
     pub replace: Replace,
     /// Every unit of the hour is in it: recorded complete.
@@ -190,14 +191,15 @@ impl HourBuild {
             return Ok(());
         }
         self.write_by_day(ctx, table, batch, fallback_day).await?;
-        let units = distinct(batch, table.unit_column());
+        let units = distinct(batch, table.spec().unit_column);
         self.units.entry(table).or_default().extend(units);
         Ok(())
     }
 
-    /// The rows of `unit` written so far will not land (its call failed after some pages).
-    pub fn drop_unit(&mut self, unit: &str) {
-        self.dropped.insert(unit.to_string());
+    /// The rows whose `column` is `value` written so far will not land (their unit failed
+    /// after some of its pages had streamed in).
+    pub fn drop_rows(&mut self, column: &'static str, value: &str) {
+        self.dropped.insert((column, value.to_string()));
     }
 
     async fn write_by_day(
@@ -209,7 +211,7 @@ impl HourBuild {
     ) -> Result<()> {
         let partition_column = ctx.schemas.get(table).partition_column;
         let parts = split_by_day(batch, partition_column, fallback_day)
-            .map_err(|e| Error::Run(format!("{table}: {e}")))?;
+            .map_err(|e| Error::Lake(format!("{table}: {e}")))?;
         let (slice, owner) = (self.slice, &self.owner);
         let files = self
             .files
@@ -277,13 +279,14 @@ async fn commit_locked(ctx: &SinkContext, lock: &Lock, mut build: HourBuild) -> 
         let mut units = build.units.remove(&table).unwrap_or_default();
         let mut files = build.files.remove(&table);
         if let Some(written) = files.take() {
-            let dropped: HashSet<String> = units.intersection(&build.dropped).cloned().collect();
+            let dropped = dropped_keys(&build.dropped, table, &units);
             files = Some(if dropped.is_empty() {
                 written
             } else {
-                without_units(ctx, &build, table, written, &dropped).await?
+                let (kept, kept_units) = without_rows(ctx, &build, table, written, dropped).await?;
+                units = kept_units;
+                kept
             });
-            units.retain(|u| !dropped.contains(u));
         }
         if old.is_none() && files.is_none() {
             continue;
@@ -348,27 +351,44 @@ async fn commit_locked(ctx: &SinkContext, lock: &Lock, mut build: HourBuild) -> 
     Ok(committed)
 }
 
-/// The staged files again, without the rows of `dropped` units (calls that failed after some
-/// of their pages had streamed in).
-async fn without_units(
+/// The drops that may touch `table`'s rows: by its unit column, only units it has rows of;
+/// by another column (a Telnyx session), any.
+fn dropped_keys(
+    dropped: &BTreeSet<(&'static str, String)>,
+    table: Table,
+    units: &BTreeSet<String>,
+) -> Vec<(&'static str, HashSet<String>)> {
+    let unit_column = table.spec().unit_column;
+    let mut keys: BTreeMap<&'static str, HashSet<String>> = BTreeMap::new();
+    for (column, value) in dropped {
+        if *column != unit_column || units.contains(value) {
+            keys.entry(column).or_default().insert(value.clone());
+        }
+    }
+    keys.into_iter().collect()
+}
+
+/// The staged files again, without the rows `dropped` names (units that failed after some
+/// of their pages had streamed in); returns them and the units they still hold.
+async fn without_rows(
     ctx: &SinkContext,
     build: &HourBuild,
     table: Table,
     written: SliceFiles,
-    dropped: &HashSet<String>,
-) -> Result<SliceFiles> {
+    dropped: Vec<(&'static str, HashSet<String>)>,
+) -> Result<(SliceFiles, BTreeSet<String>)> {
     let staged = written.finish().await?;
     let mut files = ctx.files(table, build.slice, &build.owner);
-    let column = table.unit_column();
     let replace = Replace::Matching {
-        keys: vec![(column, dropped.clone())],
+        keys: dropped,
         time: None,
     };
+    let mut units = BTreeSet::new();
     for StagedFile { staged, .. } in &staged {
-        copy_rows(ctx, table, staged, &replace, &mut files).await?;
+        units.extend(copy_rows(ctx, table, staged, &replace, &mut files).await?);
         ctx.lake.delete(staged).await?;
     }
-    Ok(files)
+    Ok((files, units))
 }
 
 /// Copies a slice's earlier rows that `replace` keeps into the new files; returns their units.
@@ -402,13 +422,14 @@ async fn copy_rows(
         return Ok(kept_units);
     };
     let day =
-        day_of_path(path).ok_or_else(|| Error::Run(format!("{path}: no date= in the path")))?;
+        day_of_path(path).ok_or_else(|| Error::Lake(format!("{path}: no date= in the path")))?;
     for batch in read_parquet(path, bytes)? {
-        let batch = batch.map_err(|e| Error::Run(format!("reading {path}: {e}")))?;
-        let batch = align(&batch, &schema.arrow).map_err(|e| Error::Run(format!("{path}: {e}")))?;
+        let batch = batch.map_err(|e| Error::Lake(format!("reading {path}: {e}")))?;
+        let batch =
+            align(&batch, &schema.arrow).map_err(|e| Error::Lake(format!("{path}: {e}")))?;
         let kept = keep_rows(&batch, replace, schema.partition_column)
-            .map_err(|e| Error::Run(format!("{path}: {e}")))?;
-        kept_units.extend(distinct(&kept, table.unit_column()));
+            .map_err(|e| Error::Lake(format!("{path}: {e}")))?;
+        kept_units.extend(distinct(&kept, table.spec().unit_column));
         if kept.num_rows() > 0 {
             files.write(day, &kept).await?;
         }
@@ -420,7 +441,7 @@ fn read_parquet(
     path: &str,
     bytes: Bytes,
 ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
-    let fail = |e: String| Error::Run(format!("reading {path}: {e}"));
+    let fail = |e: String| Error::Lake(format!("reading {path}: {e}"));
     ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| fail(e.to_string()))?
         .with_batch_size(8192)

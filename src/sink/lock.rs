@@ -301,7 +301,7 @@ impl LockWatch {
             .map(|r| r.elapsed())
             .unwrap_or(Duration::MAX);
         if lost || age > state.time.0 * 2 / 3 {
-            return Err(Error::Run(format!(
+            return Err(Error::Locked(format!(
                 "the lease {} lapsed (renewals failed); stopping before committing anything more",
                 state.path
             )));
@@ -316,7 +316,7 @@ enum Attempt {
 }
 
 fn lock_error(path: &std::path::Path, e: std::io::Error) -> Error {
-    Error::Run(format!("lock {}: {e}", path.display()))
+    Error::Store(format!("lock {}: {e}", path.display()))
 }
 
 /// A local advisory lock: the file stays (deleting a locked file would let a second process
@@ -363,7 +363,7 @@ fn lease_file(holder: &Holder, token: &str, time: LeaseTime, released: bool) -> 
 }
 
 fn store_error(what: &str, path: &str, e: &object_store::Error) -> Error {
-    Error::Run(format!(
+    Error::Store(format!(
         "output store: {what} {path}: {}",
         super::store::describe_store_error(e)
     ))

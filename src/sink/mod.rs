@@ -12,5 +12,4 @@ pub mod parquet;
 pub mod partition;
 pub mod store;
 
-pub use layout::HourSlice;
 pub use store::Lake;

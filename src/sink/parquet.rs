@@ -13,11 +13,12 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::layout::{HourSlice, data_file};
+use super::layout::data_file;
 use super::store::Lake;
 use crate::error::{Error, Result};
+use crate::hours::HourSlice;
 use crate::ids::Owner;
-use crate::job::plan::ParquetPlan;
+use crate::output::ParquetSettings;
 use crate::schema::Table;
 
 /// A finished file waiting in staging.
@@ -41,7 +42,7 @@ pub struct WriterSettings {
 
 impl WriterSettings {
     /// From the job's `[parquet]` settings.
-    pub fn new(plan: &ParquetPlan) -> Result<WriterSettings> {
+    pub fn new(plan: &ParquetSettings) -> Result<WriterSettings> {
         let level = ZstdLevel::try_new(plan.zstd_level)
             .map_err(|e| Error::Input(format!("parquet.zstd_level: {e}")))?;
         let properties = WriterProperties::builder()
@@ -107,7 +108,7 @@ pub struct SliceFiles {
 }
 
 fn parquet_error(path: &str, e: parquet::errors::ParquetError) -> Error {
-    Error::Run(format!("writing {path}: {e}"))
+    Error::Store(format!("writing {path}: {e}"))
 }
 
 impl SliceFiles {
@@ -152,7 +153,7 @@ impl SliceFiles {
             let files = self.days.entry(day).or_default();
             files.last_write = self.writes;
             let Some(file) = files.open.as_mut() else {
-                return Err(Error::Run("internal: no open file".into()));
+                return Err(Error::Internal("no open file".into()));
             };
             let room = (max_rows - file.rows).min((batch.num_rows() - offset) as u64) as usize;
             if let Err(e) = file.writer.write(&batch.slice(offset, room)).await {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::job::Output;
+use crate::output::{Output, StoreSettings};
 
 /// The output: a store and a key prefix under it.
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ pub struct Lake {
 }
 
 fn store_error(what: &str, path: &str, e: object_store::Error) -> Error {
-    Error::Run(format!(
+    Error::Store(format!(
         "output store: {what} {path}: {}",
         describe_store_error(&e)
     ))
@@ -45,27 +45,6 @@ pub(crate) fn describe_store_error(e: &object_store::Error) -> String {
         other => {
             let text = other.to_string();
             text.chars().take(500).collect()
-        }
-    }
-}
-
-/// How the store's own HTTP client behaves (S3): per-request timeout and retries.
-#[derive(Clone, Debug)]
-pub struct StoreSettings {
-    /// Timeout of one request.
-    pub timeout: std::time::Duration,
-    /// Retries after the first attempt.
-    pub max_retries: usize,
-    /// Longest time spent retrying one request.
-    pub retry_timeout: std::time::Duration,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        StoreSettings {
-            timeout: std::time::Duration::from_secs(30),
-            max_retries: 5,
-            retry_timeout: std::time::Duration::from_secs(120),
         }
     }
 }
@@ -334,7 +313,7 @@ impl Lake {
     /// Writes a small object whole (JSON state, journals, manifests).
     pub async fn put_json<T: Serialize>(&self, relative: &str, value: &T) -> Result<()> {
         let body = serde_json::to_vec_pretty(value)
-            .map_err(|e| Error::Run(format!("cannot encode {relative}: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot encode {relative}: {e}")))?;
         self.store
             .put(&self.path(relative), PutPayload::from(body))
             .await
@@ -349,7 +328,7 @@ impl Lake {
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| Error::Run(format!("output store: {relative} is not valid: {e}")))
+            .map_err(|e| Error::Lake(format!("output store: {relative} is not valid: {e}")))
     }
 
     /// Reads an object whole; `None` when it does not exist.

@@ -1,17 +1,23 @@
-//! Sources: one file per API, each supplying only "the first URL" and "the next URL from a
-//! page"; `fetch_all` is the one paging driver they share. Page bodies go to a
-//! [`PageConsumer`] the run provides, which turns them into rows and hands them on.
+//! Sources: one file per API. A [`Source`] says, for one unit of work (a call, a Telnyx range
+//! or leg), which requests a table makes: listings to page through, single records, or a
+//! record already known. The one [`pager`] drives every listing whatever its paging style,
+//! with the origin, path and loop checks in one place. Page bodies go to a [`PageConsumer`]
+//! the run provides: sources never see rows.
 
+pub mod pager;
 pub mod telnyx;
 pub mod twilio_insights;
 pub mod twilio_rest;
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
+use serde_json::{Map, Value};
 use url::Url;
 
-use crate::flatten::{FlattenError, PageMeta, PageOutcome};
 use crate::http::{ApiClient, HttpError};
+use crate::ids::{AccountSid, CallSid};
+
+pub use pager::{LinkGuard, Pager, Paging};
 
 /// A source could not page through a resource.
 #[derive(Debug, thiserror::Error)]
@@ -39,155 +45,178 @@ pub enum SourceError {
         /// The path the link points at.
         target: String,
     },
-    /// A page's paging fields make no sense.
+    /// A page's paging fields make no sense, or the server does not page as asked.
     #[error("{0}")]
     Paging(String),
+    /// A record the API sent does not say what it must (a call without a SID or a time).
+    #[error("{0}")]
+    Record(String),
     /// The consumer of the pages could not take more (the run is stopping).
     #[error("{0}")]
     Consumer(String),
 }
 
+/// The top-level keys of a page other than its records (`meta`, `next_page_uri`, ...).
+#[derive(Clone, Debug, Default)]
+pub struct PageMeta(pub Map<String, Value>);
+
+impl PageMeta {
+    /// The value at a path of keys, if present and not null.
+    pub fn get(&self, path: &[&str]) -> Option<&Value> {
+        let (first, rest) = path.split_first()?;
+        let mut value = self.0.get(*first)?;
+        for key in rest {
+            value = value.get(*key)?;
+        }
+        (!value.is_null()).then_some(value)
+    }
+
+    /// A string at a path.
+    pub fn get_str(&self, path: &[&str]) -> Option<&str> {
+        self.get(path).and_then(Value::as_str)
+    }
+
+    /// A non-negative integer at a path.
+    pub fn get_u64(&self, path: &[&str]) -> Option<u64> {
+        self.get(path).and_then(Value::as_u64)
+    }
+}
+
+/// What a consumer made of one page.
+#[derive(Debug, Default)]
+pub struct PageOutcome {
+    /// The page's non-record keys, for paging.
+    pub meta: PageMeta,
+    /// Rows (records) it held.
+    pub rows: usize,
+    /// The partition time (µs) of its last record, when known: listings ordered by time stop
+    /// at the first record past their window.
+    pub last_partition_micros: Option<i64>,
+}
+
+/// A body the consumer could not use (truncated, not JSON, not the documented shape): the
+/// HTTP client fetches it again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(pub String);
+
 /// Where a source hands each body it fetched; the run decides what becomes of the rows.
 pub trait PageConsumer: Send {
     /// Reads one page; an `Err` rejects the body, which is then fetched again.
-    fn read_page(&mut self, body: &[u8]) -> Result<PageOutcome, FlattenError>;
+    fn read_page(&mut self, body: &[u8]) -> Result<PageOutcome, BodyError>;
     /// Reads a body that is a single record.
-    fn read_record(&mut self, body: &[u8]) -> Result<(), FlattenError>;
+    fn read_record(&mut self, body: &[u8]) -> Result<(), BodyError>;
     /// After each page or record was read: the consumer may hand its rows on (and wait
     /// for room to do so, which is what bounds a run's memory).
     fn page_done(&mut self) -> impl std::future::Future<Output = Result<(), SourceError>> + Send;
 }
 
-/// What paging through one resource gave.
+/// What fetching one table of one unit gave.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FetchSummary {
-    /// Pages read.
+    /// Pages (or records) read.
     pub pages: u64,
     /// Rows read.
     pub rows: u64,
 }
 
-/// Decides the next page from the current one.
-pub trait NextPage {
-    /// The next URL, or None after the last page.
-    fn next(&mut self, current: &Url, page: &PageOutcome) -> Result<Option<Url>, SourceError>;
+impl FetchSummary {
+    fn add(&mut self, other: FetchSummary) {
+        self.pages += other.pages;
+        self.rows += other.rows;
+    }
 }
 
-/// Pages from `first` until `next` says done, every page into `consumer`. Every next link
-/// passes the [`LinkGuard`].
-pub async fn fetch_all(
+/// A unit of work, as the sources need to know it.
+#[derive(Clone, Debug)]
+pub enum Unit {
+    /// A Twilio call: every per-call table asks about it.
+    Call {
+        /// The call.
+        sid: CallSid,
+        /// The account its REST paths are under.
+        account: AccountSid,
+        /// The Insights `Edge` values to ask for (`None`: the call type's default edge).
+        edges: Vec<Option<&'static str>>,
+        /// Its summary as window discovery gave it, so that it is not fetched again.
+        summary: Option<Arc<str>>,
+    },
+    /// Telnyx call events of a filter (a time range, a leg or a session).
+    Telnyx(telnyx::Filter),
+}
+
+/// How the sources page.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceSettings {
+    /// Records a page asks for (Twilio `PageSize`, Telnyx `page[size]`).
+    pub page_size: u32,
+    /// Pages a numbered listing may take at most (Telnyx).
+    pub max_pages: u32,
+}
+
+/// One request a table makes for a unit.
+#[derive(Clone, Debug)]
+pub enum Request {
+    /// A listing: the first page, and how the next ones are found.
+    List {
+        /// The first page.
+        first: Url,
+        /// The paging style.
+        paging: Paging,
+    },
+    /// A single record (`/Summary`).
+    Record(Url),
+    /// A record already known (from window discovery): no request at all.
+    Known(Arc<str>),
+}
+
+/// A table's source: the requests it makes for a unit.
+pub trait Source: Sync {
+    /// The requests of this table for `unit`, in order.
+    fn requests(
+        &self,
+        client: &ApiClient,
+        unit: &Unit,
+        settings: SourceSettings,
+    ) -> Result<Vec<Request>, SourceError>;
+}
+
+/// Makes one request, every page (or the record) into `consumer`.
+pub async fn fetch(
     client: &ApiClient,
-    first: Url,
+    request: Request,
     consumer: &mut impl PageConsumer,
-    next: &mut (dyn NextPage + Send),
 ) -> Result<FetchSummary, SourceError> {
-    let mut guard = LinkGuard::new(&first);
+    match request {
+        Request::List { first, paging } => pager::fetch_all(client, first, paging, consumer).await,
+        Request::Record(url) => {
+            client
+                .get_with(&url, |body| consumer.read_record(body))
+                .await?;
+            consumer.page_done().await?;
+            Ok(FetchSummary { pages: 1, rows: 1 })
+        }
+        Request::Known(record) => {
+            consumer
+                .read_record(record.as_bytes())
+                .map_err(|e| SourceError::Record(e.to_string()))?;
+            consumer.page_done().await?;
+            Ok(FetchSummary { pages: 0, rows: 1 })
+        }
+    }
+}
+
+/// Makes every request of a table for a unit, in order, into `consumer`.
+pub async fn fetch_unit(
+    source: &dyn Source,
+    client: &ApiClient,
+    unit: &Unit,
+    settings: SourceSettings,
+    consumer: &mut impl PageConsumer,
+) -> Result<FetchSummary, SourceError> {
     let mut summary = FetchSummary::default();
-    let mut url = first;
-    loop {
-        guard.admit(client, &url)?;
-        let page = client
-            .get_with(&url, |body| consumer.read_page(body))
-            .await?;
-        consumer.page_done().await?;
-        summary.pages += 1;
-        summary.rows += page.rows as u64;
-        match next.next(&url, &page)? {
-            Some(following) => url = following,
-            None => return Ok(summary),
-        }
+    for request in source.requests(client, unit, settings)? {
+        summary.add(fetch(client, request, consumer).await?);
     }
-}
-
-/// The checks every next-page link passes before it is fetched: it stays on the client's
-/// origin (credentials go nowhere else), keeps the first request's path (only the query may
-/// change: a link to another call's list would land that call's rows as this one's), and has
-/// not been fetched before (a listing that loops fails instead of running forever).
-pub struct LinkGuard {
-    path: String,
-    seen: HashSet<String>,
-}
-
-impl LinkGuard {
-    /// A guard for the listing that starts at `first`.
-    pub fn new(first: &Url) -> LinkGuard {
-        LinkGuard {
-            path: first.path().to_string(),
-            seen: HashSet::new(),
-        }
-    }
-
-    /// Admits `url` as the next request, or says why not.
-    pub fn admit(&mut self, client: &ApiClient, url: &Url) -> Result<(), SourceError> {
-        client.check_origin(url)?;
-        if url.path() != self.path {
-            return Err(SourceError::OtherPath {
-                api: client.api(),
-                expected: self.path.clone(),
-                target: url.path().to_string(),
-            });
-        }
-        if !self.seen.insert(url.as_str().to_string()) {
-            return Err(SourceError::Loop {
-                api: client.api(),
-                target: format!("{}?{}", url.path(), url.query().unwrap_or("")),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// Paging by an absolute `next_page_url` at a path inside the page (Voice Insights: `meta.next_page_url`).
-pub struct AbsoluteNextUrl(pub &'static [&'static str]);
-
-impl NextPage for AbsoluteNextUrl {
-    fn next(&mut self, _current: &Url, page: &PageOutcome) -> Result<Option<Url>, SourceError> {
-        next_link(&page.meta, self.0, None)
-    }
-}
-
-/// Paging by a relative `next_page_uri` resolved against the client's origin (Twilio REST).
-pub struct RelativeNextUri<'a> {
-    /// The client whose origin the URI is relative to.
-    pub client: &'a ApiClient,
-}
-
-impl NextPage for RelativeNextUri<'_> {
-    fn next(&mut self, _current: &Url, page: &PageOutcome) -> Result<Option<Url>, SourceError> {
-        next_link(&page.meta, &["next_page_uri"], Some(self.client))
-    }
-}
-
-fn next_link(
-    meta: &PageMeta,
-    path: &[&str],
-    relative_to: Option<&ApiClient>,
-) -> Result<Option<Url>, SourceError> {
-    let Some(link) = meta.get_str(path) else {
-        return Ok(None);
-    };
-    if link.is_empty() {
-        return Ok(None);
-    }
-    match relative_to {
-        Some(client) => Ok(Some(client.join(link)?)),
-        None => Url::parse(link)
-            .map(Some)
-            .map_err(|e| SourceError::Paging(format!("bad next page link: {e}"))),
-    }
-}
-
-/// Reads a body that is a single record (no paging), retrying like any page.
-pub async fn fetch_one(
-    client: &ApiClient,
-    url: Url,
-    consumer: &mut impl PageConsumer,
-) -> Result<FetchSummary, SourceError> {
-    client
-        .get_with(&url, |body| -> Result<(), FlattenError> {
-            consumer.read_record(body)
-        })
-        .await?;
-    consumer.page_done().await?;
-    Ok(FetchSummary { pages: 1, rows: 1 })
+    Ok(summary)
 }

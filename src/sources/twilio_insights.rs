@@ -1,9 +1,14 @@
 //! Twilio Voice Insights: per-call Events and Metrics (`/v1/Voice/{CallSid}/Events|Metrics`),
-//! paged by the absolute `meta.next_page_url`.
+//! paged by the absolute `meta.next_page_url`; a call's Summary; and the Summaries of a window
+//! (an alternative discovery of its calls).
 
 use url::Url;
 
-use super::{AbsoluteNextUrl, FetchSummary, LinkGuard, PageConsumer, SourceError, fetch_all};
+use super::twilio_rest::CallInfo;
+use super::{
+    BodyError, PageConsumer, PageMeta, PageOutcome, Paging, Request, Source, SourceError,
+    SourceSettings, Unit, pager,
+};
 use crate::http::ApiClient;
 use crate::ids::CallSid;
 
@@ -39,23 +44,55 @@ pub fn first_url(
     Ok(url)
 }
 
-/// Every page of one call's events or metrics into `consumer`.
-pub async fn fetch(
-    client: &ApiClient,
-    resource: Resource,
-    call: &CallSid,
-    page_size: u32,
-    edge: Option<&str>,
-    consumer: &mut impl PageConsumer,
-) -> Result<FetchSummary, SourceError> {
-    let first = first_url(client, resource, call, page_size, edge)?;
-    fetch_all(
-        client,
-        first,
-        consumer,
-        &mut AbsoluteNextUrl(&["meta", "next_page_url"]),
-    )
-    .await
+/// Insights paging: the absolute `meta.next_page_url`.
+const NEXT_PAGE_URL: Paging = Paging::NextUrl(&["meta", "next_page_url"]);
+
+/// A call's Events or Metrics list (tables `insights_events`, `insights_metrics`): one listing
+/// per `Edge` asked for.
+pub struct CallList(pub Resource);
+
+impl Source for CallList {
+    fn requests(
+        &self,
+        client: &ApiClient,
+        unit: &Unit,
+        settings: SourceSettings,
+    ) -> Result<Vec<Request>, SourceError> {
+        let Unit::Call { sid, edges, .. } = unit else {
+            return Ok(Vec::new());
+        };
+        edges
+            .iter()
+            .map(|edge| {
+                let first = first_url(client, self.0, sid, settings.page_size, *edge)?;
+                Ok(Request::List {
+                    first,
+                    paging: NEXT_PAGE_URL,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A call's summary (table `call_summaries`): `GET /v1/Voice/{CallSid}/Summary`, unless
+/// window discovery through Summaries already gave it.
+pub struct CallSummary;
+
+impl Source for CallSummary {
+    fn requests(
+        &self,
+        client: &ApiClient,
+        unit: &Unit,
+        _: SourceSettings,
+    ) -> Result<Vec<Request>, SourceError> {
+        let Unit::Call { sid, summary, .. } = unit else {
+            return Ok(Vec::new());
+        };
+        Ok(vec![match summary {
+            Some(known) => Request::Known(std::sync::Arc::clone(known)),
+            None => Request::Record(client.join(&format!("/v1/Voice/{sid}/Summary"))?),
+        }])
+    }
 }
 
 /// The Insights edges of a summary's `call_type` (seed 001's table; the summary does not tell
@@ -68,16 +105,6 @@ pub fn edges_of_call_type(call_type: &str) -> Option<Vec<&'static str>> {
         "trunking" => Some(vec!["carrier_edge", "sip_edge"]),
         _ => None,
     }
-}
-
-/// One call's summary (`GET /v1/Voice/{CallSid}/Summary`) into `consumer`.
-pub async fn fetch_summary(
-    client: &ApiClient,
-    call: &CallSid,
-    consumer: &mut impl PageConsumer,
-) -> Result<FetchSummary, SourceError> {
-    let url = client.join(&format!("/v1/Voice/{call}/Summary"))?;
-    super::fetch_one(client, url, consumer).await
 }
 
 #[derive(serde::Deserialize)]
@@ -106,7 +133,7 @@ pub async fn discover_summaries(
     from: chrono::DateTime<chrono::Utc>,
     to: chrono::DateTime<chrono::Utc>,
     page_size: u32,
-) -> Result<Vec<crate::sources::twilio_rest::CallInfo>, SourceError> {
+) -> Result<Vec<CallInfo>, SourceError> {
     let mut url = client.join("/v1/Voice/Summaries")?;
     url.query_pairs_mut()
         .append_pair(
@@ -120,54 +147,72 @@ pub async fn discover_summaries(
         .append_pair("ProcessingState", "all")
         .append_pair("SortBy", "start_time")
         .append_pair("PageSize", &page_size.to_string());
-    let range = from.timestamp_micros()..to.timestamp_micros();
-    let mut calls = Vec::new();
-    let mut guard = LinkGuard::new(&url);
-    loop {
-        guard.admit(client, &url)?;
-        let page = client
-            .get_with(&url, |body| serde_json::from_slice::<SummariesPage>(body))
-            .await?;
-        for raw in page.call_summaries.unwrap_or_default() {
-            let info = summary_call_info(&raw)?;
-            if range.contains(&info.anchor_micros) {
-                calls.push(info);
-            }
-        }
-        match page
-            .meta
-            .and_then(|m| m.next_page_url)
-            .filter(|u| !u.is_empty())
-        {
-            Some(next) => {
-                url = Url::parse(&next)
-                    .map_err(|e| SourceError::Paging(format!("bad next_page_url: {e}")))?;
-            }
-            None => break,
-        }
-    }
-    calls.sort_by(|a, b| (a.anchor_micros, &a.sid).cmp(&(b.anchor_micros, &b.sid)));
-    calls.dedup_by(|a, b| a.sid == b.sid);
-    Ok(calls)
+    let mut list = SummaryList {
+        range: from.timestamp_micros()..to.timestamp_micros(),
+        calls: Vec::new(),
+        bad_record: None,
+    };
+    pager::fetch_all(client, url, NEXT_PAGE_URL, &mut list).await?;
+    Ok(super::twilio_rest::sorted_calls(list.calls))
 }
 
-fn summary_call_info(
-    raw: &serde_json::value::RawValue,
-) -> Result<crate::sources::twilio_rest::CallInfo, SourceError> {
+/// Summaries pages into the calls they list.
+struct SummaryList {
+    range: std::ops::Range<i64>,
+    calls: Vec<CallInfo>,
+    /// A record that is not a call summary: the listing fails (fetching it again would not
+    /// change it).
+    bad_record: Option<SourceError>,
+}
+
+impl PageConsumer for SummaryList {
+    fn read_page(&mut self, body: &[u8]) -> Result<PageOutcome, BodyError> {
+        let page: SummariesPage =
+            serde_json::from_slice(body).map_err(|e| BodyError(e.to_string()))?;
+        let records = page.call_summaries.unwrap_or_default();
+        let rows = records.len();
+        for raw in records {
+            match summary_call_info(&raw) {
+                Ok(info) if self.range.contains(&info.anchor_micros) => self.calls.push(info),
+                Ok(_) => {}
+                Err(e) => self.bad_record = self.bad_record.take().or(Some(e)),
+            }
+        }
+        let mut meta = serde_json::Map::new();
+        if let Some(next) = page.meta.and_then(|m| m.next_page_url) {
+            meta.insert("meta".into(), serde_json::json!({ "next_page_url": next }));
+        }
+        Ok(PageOutcome {
+            meta: PageMeta(meta),
+            rows,
+            last_partition_micros: None,
+        })
+    }
+
+    fn read_record(&mut self, _: &[u8]) -> Result<(), BodyError> {
+        Err(BodyError("a summaries list is not a record".into()))
+    }
+
+    async fn page_done(&mut self) -> Result<(), SourceError> {
+        self.bad_record.take().map_or(Ok(()), Err)
+    }
+}
+
+fn summary_call_info(raw: &serde_json::value::RawValue) -> Result<CallInfo, SourceError> {
     let keys: SummaryKeys = serde_json::from_str(raw.get())
-        .map_err(|e| SourceError::Paging(format!("a call summary is not an object: {e}")))?;
+        .map_err(|e| SourceError::Record(format!("a call summary is not an object: {e}")))?;
     let sid: CallSid = keys
         .call_sid
         .as_deref()
         .unwrap_or("")
         .parse()
-        .map_err(|e| SourceError::Paging(format!("call summary: {e}")))?;
+        .map_err(|e| SourceError::Record(format!("call summary: {e}")))?;
     let anchor = [keys.start_time, keys.created_time]
         .into_iter()
         .flatten()
         .find_map(|t| crate::timefmt::parse_api_timestamp(&t))
-        .ok_or_else(|| SourceError::Paging(format!("call summary {sid} has no start_time")))?;
-    Ok(crate::sources::twilio_rest::CallInfo {
+        .ok_or_else(|| SourceError::Record(format!("call summary {sid} has no start_time")))?;
+    Ok(CallInfo {
         sid,
         anchor_micros: anchor,
         edges: keys.call_type.as_deref().and_then(edges_of_call_type),

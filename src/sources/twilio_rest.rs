@@ -5,7 +5,10 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::{FetchSummary, LinkGuard, PageConsumer, RelativeNextUri, SourceError, fetch_all};
+use super::{
+    BodyError, PageConsumer, PageMeta, PageOutcome, Paging, Request, Source, SourceError,
+    SourceSettings, Unit, pager,
+};
 use crate::http::ApiClient;
 use crate::ids::{AccountSid, CallSid};
 use crate::timefmt::parse_api_timestamp;
@@ -64,7 +67,7 @@ pub async fn fetch_call(
         })
         .await?;
     if &info.sid != call {
-        return Err(SourceError::Paging(format!(
+        return Err(SourceError::Record(format!(
             "asked for call {call}, the API answered with {}",
             info.sid
         )));
@@ -72,22 +75,31 @@ pub async fn fetch_call(
     Ok(info)
 }
 
-/// Every page of one call's REST events into `consumer` (whose records carry neither SID:
-/// the consumer knows them from the request).
-pub async fn fetch_call_events(
-    client: &ApiClient,
-    account: &AccountSid,
-    call: &CallSid,
-    page_size: u32,
-    consumer: &mut impl PageConsumer,
-) -> Result<FetchSummary, SourceError> {
-    let mut first = client.join(&format!(
-        "/2010-04-01/Accounts/{account}/Calls/{call}/Events.json"
-    ))?;
-    first
-        .query_pairs_mut()
-        .append_pair("PageSize", &page_size.to_string());
-    fetch_all(client, first, consumer, &mut RelativeNextUri { client }).await
+/// A call's REST events (table `call_events`): `Calls/{CallSid}/Events.json`, paged by the
+/// relative `next_page_uri`. Its records carry neither SID: the consumer knows the unit.
+pub struct CallEventsList;
+
+impl Source for CallEventsList {
+    fn requests(
+        &self,
+        client: &ApiClient,
+        unit: &Unit,
+        settings: SourceSettings,
+    ) -> Result<Vec<Request>, SourceError> {
+        let Unit::Call { sid, account, .. } = unit else {
+            return Ok(Vec::new());
+        };
+        let mut first = client.join(&format!(
+            "/2010-04-01/Accounts/{account}/Calls/{sid}/Events.json"
+        ))?;
+        first
+            .query_pairs_mut()
+            .append_pair("PageSize", &settings.page_size.to_string());
+        Ok(vec![Request::List {
+            first,
+            paging: Paging::NextUri,
+        }])
+    }
 }
 
 #[derive(Deserialize)]
@@ -114,26 +126,58 @@ pub async fn discover_calls(
         .append_pair("StartTime>", &first_day.format("%Y-%m-%d").to_string())
         .append_pair("StartTime<", &day_after.format("%Y-%m-%d").to_string())
         .append_pair("PageSize", &page_size.to_string());
-    let (from_micros, to_micros) = (from.timestamp_micros(), to.timestamp_micros());
-    let mut calls = Vec::new();
-    let mut guard = LinkGuard::new(&url);
-    loop {
-        guard.admit(client, &url)?;
-        let page = client
-            .get_with(&url, |body| serde_json::from_slice::<CallsPage>(body))
-            .await?;
-        for resource in page.calls.unwrap_or_default() {
-            let info = resource.info().map_err(SourceError::Paging)?;
-            if (from_micros..to_micros).contains(&info.anchor_micros) {
-                calls.push(info);
-            }
-        }
-        match page.next_page_uri.filter(|u| !u.is_empty()) {
-            Some(next) => url = client.join(&next)?,
-            None => break,
-        }
-    }
+    let mut list = CallsList {
+        range: from.timestamp_micros()..to.timestamp_micros(),
+        calls: Vec::new(),
+        bad_record: None,
+    };
+    pager::fetch_all(client, url, Paging::NextUri, &mut list).await?;
+    Ok(sorted_calls(list.calls))
+}
+
+/// Calls in start order, each once.
+pub(crate) fn sorted_calls(mut calls: Vec<CallInfo>) -> Vec<CallInfo> {
     calls.sort_by(|a, b| (a.anchor_micros, &a.sid).cmp(&(b.anchor_micros, &b.sid)));
     calls.dedup_by(|a, b| a.sid == b.sid);
-    Ok(calls)
+    calls
+}
+
+/// `Calls.json` pages into the calls they list.
+struct CallsList {
+    range: std::ops::Range<i64>,
+    calls: Vec<CallInfo>,
+    /// A record that is not a call: the listing fails (fetching it again would not help).
+    bad_record: Option<SourceError>,
+}
+
+impl PageConsumer for CallsList {
+    fn read_page(&mut self, body: &[u8]) -> Result<PageOutcome, BodyError> {
+        let page: CallsPage = serde_json::from_slice(body).map_err(|e| BodyError(e.to_string()))?;
+        let records = page.calls.unwrap_or_default();
+        let rows = records.len();
+        for resource in records {
+            match resource.info() {
+                Ok(info) if self.range.contains(&info.anchor_micros) => self.calls.push(info),
+                Ok(_) => {}
+                Err(e) => self.bad_record = self.bad_record.take().or(Some(SourceError::Record(e))),
+            }
+        }
+        let mut meta = serde_json::Map::new();
+        if let Some(next) = page.next_page_uri {
+            meta.insert("next_page_uri".into(), serde_json::Value::String(next));
+        }
+        Ok(PageOutcome {
+            meta: PageMeta(meta),
+            rows,
+            last_partition_micros: None,
+        })
+    }
+
+    fn read_record(&mut self, _: &[u8]) -> Result<(), BodyError> {
+        Err(BodyError("a calls list is not a record".into()))
+    }
+
+    async fn page_done(&mut self) -> Result<(), SourceError> {
+        self.bad_record.take().map_or(Ok(()), Err)
+    }
 }

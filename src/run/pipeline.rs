@@ -1,0 +1,690 @@
+//! The one pipeline of a run: work (Twilio hours with their calls, Telnyx ranges, legs) comes
+//! in; each unit is fetched by a task of its API's lane (bounded by the API's concurrency); the
+//! rows its task streams go to their hour's files as they arrive; an hour is committed, under
+//! its account's lock, as soon as no unit can add to it any more. A unit is all or nothing: a
+//! failed call's or leg's rows are taken out of its hours, and those hours keep what the unit
+//! had before.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::context::RunContext;
+use super::fetch::{self, Event, HourKey, Route, Scope, UnitError};
+use super::report::{FailedUnit, UnitKind as FailedKind};
+use super::units::{Work, twilio_tables};
+use crate::error::{Error, Result};
+use crate::events::RunStats;
+use crate::hours::HourSlice;
+use crate::ids::{Owner, TelnyxId};
+use crate::job::plan::EdgeMode;
+use crate::schema::Table;
+use crate::sink::hour::{HourBuild, Replace, commit_hour};
+use crate::sources::Unit;
+use crate::sources::telnyx::Filter;
+use crate::sources::twilio_rest::CallInfo;
+use crate::tables::{self, UnitKind};
+use crate::timefmt::micros_to_day;
+
+/// Every edge an Insights list can be asked for.
+const ALL_EDGES: [&str; 4] = ["carrier_edge", "sip_edge", "sdk_edge", "client_edge"];
+
+/// What the pipeline landed.
+#[derive(Default)]
+pub(crate) struct Landed {
+    /// Hours committed.
+    pub committed: Vec<String>,
+    /// Files written.
+    pub files: Vec<String>,
+    /// Units that did not land.
+    pub failed: Vec<FailedUnit>,
+    /// Hours of the run's window not committed whole (failed units, partial hours).
+    pub undone: BTreeSet<HourSlice>,
+}
+
+/// How an hour replaces what it had, by the work it came from.
+#[derive(Clone, Copy, Debug)]
+enum Policy {
+    /// A Twilio hour: wholly in a window (and then it is exactly its calls), or merged into.
+    Calls { whole: bool, closed: bool },
+    /// An hour of a Telnyx window: replaced whole, or (at the window's ends) in its part.
+    Range {
+        whole: bool,
+        closed: bool,
+        time: (i64, i64),
+    },
+    /// An hour Telnyx legs or sessions touched: their rows are replaced, within the window.
+    Ids { time: Option<(i64, i64)> },
+}
+
+struct OpenHour {
+    build: HourBuild,
+    policy: Policy,
+    /// Units that may still add rows.
+    waiting: usize,
+    /// Calls that landed whole.
+    ok: HashSet<String>,
+    failed: Vec<FailedUnit>,
+}
+
+/// What a unit is, while it runs.
+enum UnitState {
+    Call {
+        hour: HourKey,
+        call: CallInfo,
+    },
+    Range {
+        owner: Owner,
+        hours: Vec<HourSlice>,
+        released: usize,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
+    Id {
+        kind: FailedKind,
+        id: TelnyxId,
+    },
+}
+
+/// The units of one API: queued, and in flight up to its concurrency.
+struct Lane {
+    queue: VecDeque<usize>,
+    in_flight: usize,
+    limit: usize,
+}
+
+/// Telnyx legs and sessions of the run, fetched before any of their hours commits.
+#[derive(Default)]
+struct IdsWork {
+    owner: Option<Owner>,
+    window: Option<(i64, i64)>,
+    pending: usize,
+    legs_ok: HashSet<String>,
+    sessions_ok: HashSet<String>,
+}
+
+struct Pipeline {
+    ctx: Arc<RunContext>,
+    hours: BTreeMap<HourKey, OpenHour>,
+    units: HashMap<usize, UnitState>,
+    next_unit: usize,
+    /// Twilio, then Telnyx.
+    lanes: [Lane; 2],
+    ids: IdsWork,
+    landed: Landed,
+    tasks: JoinSet<()>,
+    events: mpsc::Sender<Event>,
+}
+
+/// Runs every piece of work `work` yields; returns what landed.
+pub(crate) async fn run(ctx: Arc<RunContext>, mut work: mpsc::Receiver<Work>) -> Result<Landed> {
+    let lane = |limit: usize| Lane {
+        queue: VecDeque::new(),
+        in_flight: 0,
+        limit: limit.max(1),
+    };
+    let lanes = [
+        lane(ctx.plan.twilio.concurrency),
+        lane(ctx.plan.telnyx.concurrency),
+    ];
+    // Rows and ends of units, in the order each unit sent them; bounded, so that fetches
+    // wait while the hours' files take what they sent.
+    let capacity = (lanes[0].limit + lanes[1].limit) * 2;
+    let (events_tx, mut events) = mpsc::channel::<Event>(capacity);
+    let mut pipeline = Pipeline {
+        ctx,
+        hours: BTreeMap::new(),
+        units: HashMap::new(),
+        next_unit: 0,
+        lanes,
+        ids: IdsWork::default(),
+        landed: Landed::default(),
+        tasks: JoinSet::new(),
+        events: events_tx,
+    };
+    let mut work_open = true;
+    loop {
+        pipeline.start_units()?;
+        let in_flight: usize = pipeline.lanes.iter().map(|l| l.in_flight).sum();
+        let queued: usize = pipeline.lanes.iter().map(|l| l.queue.len()).sum();
+        if in_flight == 0 && queued == 0 && !work_open {
+            break;
+        }
+        let room = pipeline.lanes.iter().any(|l| l.queue.len() < l.limit);
+        tokio::select! {
+            () = pipeline.ctx.stop.wait() => {
+                pipeline.tasks.abort_all();
+                return Err(pipeline.ctx.stop.error());
+            }
+            Some(event) = events.recv(), if in_flight > 0 => pipeline.on_event(event).await?,
+            Some(joined) = pipeline.tasks.join_next(), if !pipeline.tasks.is_empty() => {
+                joined.map_err(|e| Error::Internal(format!("a fetch task stopped: {e}")))?;
+            }
+            next = work.recv(), if work_open && room => match next {
+                Some(piece) => pipeline.accept(piece).await?,
+                None => work_open = false,
+            },
+        }
+    }
+    pipeline.commit_leftovers().await?;
+    Ok(pipeline.landed)
+}
+
+impl Pipeline {
+    fn new_unit(&mut self, lane: usize, state: UnitState) {
+        let id = self.next_unit;
+        self.next_unit += 1;
+        self.units.insert(id, state);
+        self.lanes[lane].queue.push_back(id);
+    }
+
+    async fn accept(&mut self, work: Work) -> Result<()> {
+        match work {
+            Work::TwilioHour {
+                owner,
+                slice,
+                calls,
+                whole,
+                closed,
+            } => {
+                let key = HourKey { owner, slice };
+                let tables = twilio_tables(&self.ctx);
+                let hour = self.open(&key, "twilio", tables, Policy::Calls { whole, closed });
+                hour.waiting = calls.len();
+                for call in calls {
+                    let hour = key.clone();
+                    self.new_unit(0, UnitState::Call { hour, call });
+                }
+                self.maybe_commit(&key).await
+            }
+            Work::TelnyxRange {
+                owner,
+                from,
+                to,
+                window,
+                listed_at,
+            } => {
+                let hours = HourSlice::covering(from, to);
+                let tables = tables::of_unit(&self.ctx.plan.tables, UnitKind::TelnyxEvents);
+                for slice in &hours {
+                    let whole = slice.start() >= window.0 && slice.end() <= window.1;
+                    let time = (
+                        slice.start().max(window.0).timestamp_micros(),
+                        slice.end().min(window.1).timestamp_micros(),
+                    );
+                    let closed = self.ctx.closed_at(*slice, listed_at);
+                    let key = HourKey {
+                        owner: owner.clone(),
+                        slice: *slice,
+                    };
+                    let policy = Policy::Range {
+                        whole,
+                        closed,
+                        time,
+                    };
+                    self.open(&key, "telnyx", tables.clone(), policy).waiting = 1;
+                }
+                let state = UnitState::Range {
+                    owner,
+                    hours,
+                    released: 0,
+                    from,
+                    to,
+                };
+                self.new_unit(1, state);
+                Ok(())
+            }
+            Work::TelnyxIds { owner, ids, window } => {
+                self.ids.owner = Some(owner);
+                self.ids.window = window.map(|(f, t)| (f.timestamp_micros(), t.timestamp_micros()));
+                self.ids.pending += ids.len();
+                for (kind, id) in ids {
+                    self.new_unit(1, UnitState::Id { kind, id });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The open hour `key`, opened with `policy` if it is not.
+    fn open(
+        &mut self,
+        key: &HourKey,
+        group: &'static str,
+        tables: Vec<Table>,
+        policy: Policy,
+    ) -> &mut OpenHour {
+        self.hours.entry(key.clone()).or_insert_with(|| OpenHour {
+            build: HourBuild::new(
+                (key.owner.clone(), key.slice),
+                group,
+                tables,
+                Replace::All,
+                false,
+            ),
+            policy,
+            waiting: 0,
+            ok: HashSet::new(),
+            failed: Vec::new(),
+        })
+    }
+
+    /// Starts queued units while their lanes have room.
+    fn start_units(&mut self) -> Result<()> {
+        for lane in 0..self.lanes.len() {
+            while self.lanes[lane].in_flight < self.lanes[lane].limit {
+                let Some(id) = self.lanes[lane].queue.pop_front() else {
+                    break;
+                };
+                let (unit, route) = self.unit_of(id)?;
+                let task = unit_task(Arc::clone(&self.ctx), id, unit, route, self.events.clone());
+                self.tasks.spawn(task);
+                self.lanes[lane].in_flight += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// What the sources fetch for unit `id`, and where its rows go.
+    fn unit_of(&self, id: usize) -> Result<(Unit, Route)> {
+        let state = self
+            .units
+            .get(&id)
+            .ok_or_else(|| Error::Internal(format!("unit {id} is unknown")))?;
+        Ok(match state {
+            UnitState::Call { hour, call } => {
+                let unit = Unit::Call {
+                    sid: call.sid.clone(),
+                    account: self.ctx.clients.credentials()?.account_sid.clone(),
+                    edges: edges_for(self.ctx.plan.edges, call),
+                    summary: call.summary.clone(),
+                };
+                (unit, Route::Fixed(hour.clone()))
+            }
+            UnitState::Range {
+                owner, from, to, ..
+            } => {
+                let filter = Filter {
+                    occurred_from: Some(*from),
+                    until: Some(*to),
+                    ..Filter::default()
+                };
+                let route = Route::ByTime {
+                    owner: owner.clone(),
+                    window: Some((from.timestamp_micros(), to.timestamp_micros())),
+                    progress: true,
+                };
+                (Unit::Telnyx(filter), route)
+            }
+            UnitState::Id { kind, id } => {
+                let window = self.ids.window;
+                let time = |micros: i64| DateTime::<Utc>::from_timestamp_micros(micros);
+                let filter = Filter {
+                    occurred_from: window.and_then(|(from, _)| time(from)),
+                    until: window.and_then(|(_, to)| time(to)),
+                    leg: (*kind == FailedKind::Leg).then(|| id.clone()),
+                    session: (*kind == FailedKind::Session).then(|| id.clone()),
+                };
+                let owner = self
+                    .ids
+                    .owner
+                    .clone()
+                    .ok_or_else(|| Error::Internal("Telnyx ids without an owner".into()))?;
+                let route = Route::ByTime {
+                    owner,
+                    window,
+                    progress: false,
+                };
+                (Unit::Telnyx(filter), route)
+            }
+        })
+    }
+
+    async fn on_event(&mut self, event: Event) -> Result<()> {
+        match event {
+            Event::Rows {
+                unit,
+                hour,
+                table,
+                batch,
+            } => self.add_rows(unit, &hour, table, &batch).await,
+            Event::Passed { unit, before } => self.passed(unit, before).await,
+            Event::Done { unit, result } => {
+                let lane = match self.units.get(&unit) {
+                    Some(UnitState::Call { .. }) => 0,
+                    _ => 1,
+                };
+                self.lanes[lane].in_flight = self.lanes[lane].in_flight.saturating_sub(1);
+                self.done(unit, result).await
+            }
+        }
+    }
+
+    async fn add_rows(
+        &mut self,
+        unit: usize,
+        key: &HourKey,
+        table: Table,
+        batch: &arrow::record_batch::RecordBatch,
+    ) -> Result<()> {
+        let call_sid = match self.units.get(&unit) {
+            Some(UnitState::Call { call, .. }) => Some(call.sid.to_string()),
+            Some(UnitState::Id { .. }) if !self.hours.contains_key(key) => {
+                let tables = vec![table];
+                let time = self.ids.window;
+                self.open(key, "telnyx", tables, Policy::Ids { time });
+                None
+            }
+            _ => None,
+        };
+        let ctx = Arc::clone(&self.ctx);
+        let Some(hour) = self.hours.get_mut(key) else {
+            return Ok(());
+        };
+        let fallback_day = micros_to_day(key.slice.start().timestamp_micros());
+        match call_sid {
+            Some(sid) => {
+                hour.build
+                    .add(&ctx.sink, table, &sid, batch, fallback_day)
+                    .await
+            }
+            None => {
+                hour.build
+                    .add_rows(&ctx.sink, table, batch, fallback_day)
+                    .await
+            }
+        }
+    }
+
+    /// A Telnyx range has no more rows before `before`: its hours before that are complete.
+    async fn passed(&mut self, unit: usize, before: HourSlice) -> Result<()> {
+        let mut ready = Vec::new();
+        if let Some(UnitState::Range {
+            owner,
+            hours,
+            released,
+            ..
+        }) = self.units.get_mut(&unit)
+        {
+            while *released < hours.len() && hours[*released] < before {
+                ready.push(HourKey {
+                    owner: owner.clone(),
+                    slice: hours[*released],
+                });
+                *released += 1;
+            }
+        }
+        for key in ready {
+            self.release(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// One unit that could add to the hour will not any more.
+    async fn release(&mut self, key: &HourKey) -> Result<()> {
+        if let Some(hour) = self.hours.get_mut(key) {
+            hour.waiting = hour.waiting.saturating_sub(1);
+        }
+        self.maybe_commit(key).await
+    }
+
+    async fn done(
+        &mut self,
+        unit: usize,
+        result: std::result::Result<(), UnitError>,
+    ) -> Result<()> {
+        let state = self
+            .units
+            .remove(&unit)
+            .ok_or_else(|| Error::Internal(format!("unit {unit} ended twice")))?;
+        if let Err(e) = &result
+            && e.scope == Scope::Run
+        {
+            return Err(Error::Api(e.reason.clone()));
+        }
+        let stats = Arc::clone(&self.ctx.stats);
+        match (state, result) {
+            (UnitState::Call { hour, call }, result) => {
+                if let Some(open) = self.hours.get_mut(&hour) {
+                    match result {
+                        Ok(()) => {
+                            open.ok.insert(call.sid.to_string());
+                            RunStats::bump(&stats.calls_done, 1);
+                        }
+                        Err(e) => {
+                            tracing::warn!(call_sid = %call.sid, slice = %hour.slice,
+                                error = %e.reason, "call failed");
+                            RunStats::bump(&stats.calls_failed, 1);
+                            open.build.drop_rows("call_sid", call.sid.as_str());
+                            let failed = FailedUnit::new(
+                                FailedKind::Call,
+                                call.sid.as_str(),
+                                Some(hour.slice),
+                                e.reason,
+                            );
+                            open.failed.push(failed);
+                        }
+                    }
+                }
+                self.release(&hour).await
+            }
+            (
+                UnitState::Range {
+                    owner,
+                    hours,
+                    released,
+                    from,
+                    to,
+                },
+                result,
+            ) => {
+                let rest: Vec<HourKey> = hours[released.min(hours.len())..]
+                    .iter()
+                    .map(|slice| HourKey {
+                        owner: owner.clone(),
+                        slice: *slice,
+                    })
+                    .collect();
+                match result {
+                    Ok(()) => {
+                        for key in rest {
+                            self.release(&key).await?;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(from = %from, to = %to, error = %e.reason,
+                            "Telnyx window failed");
+                        for key in rest {
+                            self.hours.remove(&key);
+                        }
+                        self.landed.undone.extend(HourSlice::covering(from, to));
+                        self.landed.failed.push(FailedUnit::new(
+                            FailedKind::TelnyxWindow,
+                            &format!("telnyx {from}..{to}"),
+                            None,
+                            e.reason,
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            (UnitState::Id { kind, id }, result) => {
+                match result {
+                    Ok(()) => {
+                        RunStats::bump(&stats.calls_done, 1);
+                        let ok = match kind {
+                            FailedKind::Session => &mut self.ids.sessions_ok,
+                            _ => &mut self.ids.legs_ok,
+                        };
+                        ok.insert(id.to_string());
+                    }
+                    Err(e) => {
+                        RunStats::bump(&stats.calls_failed, 1);
+                        tracing::warn!(id = %id, kind = ?kind, error = %e.reason,
+                            "Telnyx leg or session failed");
+                        let column = id_column(kind);
+                        for hour in self.hours.values_mut() {
+                            if matches!(hour.policy, Policy::Ids { .. }) {
+                                hour.build.drop_rows(column, id.as_str());
+                            }
+                        }
+                        let failed = FailedUnit::new(kind, id.as_str(), None, e.reason);
+                        self.landed.failed.push(failed);
+                    }
+                }
+                self.ids.pending = self.ids.pending.saturating_sub(1);
+                if self.ids.pending == 0 {
+                    let keys: Vec<HourKey> = self
+                        .hours
+                        .iter()
+                        .filter(|(_, h)| matches!(h.policy, Policy::Ids { .. }))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for key in keys {
+                        self.maybe_commit(&key).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Commits the hour if nothing can add to it any more.
+    async fn maybe_commit(&mut self, key: &HourKey) -> Result<()> {
+        let ready = self.hours.get(key).is_some_and(|hour| {
+            hour.waiting == 0
+                && !(matches!(hour.policy, Policy::Ids { .. }) && self.ids.pending > 0)
+        });
+        if !ready {
+            return Ok(());
+        }
+        match self.hours.remove(key) {
+            Some(hour) => self.commit(hour).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Commits hours left open (none are, when every unit ended: this is a safety net).
+    async fn commit_leftovers(&mut self) -> Result<()> {
+        let keys: Vec<HourKey> = self.hours.keys().cloned().collect();
+        for key in keys {
+            if let Some(hour) = self.hours.remove(&key) {
+                self.commit(hour).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, mut hour: OpenHour) -> Result<()> {
+        let slice = hour.build.slice;
+        let clean = hour.failed.is_empty();
+        self.landed.failed.append(&mut hour.failed.clone());
+        let (replace, done) = match hour.policy {
+            Policy::Calls { whole, closed } => {
+                if !clean && hour.ok.is_empty() {
+                    self.landed.undone.insert(slice);
+                    return Ok(());
+                }
+                let replace = if whole && clean {
+                    Replace::All
+                } else {
+                    Replace::Matching {
+                        keys: vec![("call_sid", hour.ok.clone())],
+                        time: None,
+                    }
+                };
+                (replace, whole && clean && closed)
+            }
+            Policy::Range {
+                whole,
+                closed,
+                time,
+            } => {
+                let replace = if whole {
+                    Replace::All
+                } else {
+                    Replace::Matching {
+                        keys: Vec::new(),
+                        time: Some(time),
+                    }
+                };
+                (replace, whole && closed)
+            }
+            Policy::Ids { time } => {
+                let keys = vec![
+                    ("call_leg_id", self.ids.legs_ok.clone()),
+                    ("call_session_id", self.ids.sessions_ok.clone()),
+                ];
+                (Replace::Matching { keys, time }, false)
+            }
+        };
+        if !done {
+            self.landed.undone.insert(slice);
+        }
+        hour.build.replace = replace;
+        hour.build.complete = done;
+        let (owner, tables, group) = (
+            hour.build.owner.clone(),
+            hour.build.tables.clone(),
+            hour.build.group,
+        );
+        let committed = commit_hour(&self.ctx.sink, hour.build).await?;
+        if done {
+            self.ctx.mark_done(&owner, &tables, slice).await?;
+        }
+        if committed.rows > 0 || !clean {
+            tracing::info!(slice = %slice, group, calls = hour.ok.len(),
+                failed = hour.failed.len(), rows = committed.rows, "hour committed");
+        }
+        self.landed.committed.push(if group == "twilio" {
+            slice.to_string()
+        } else {
+            format!("{slice} ({group})")
+        });
+        self.landed.files.extend(committed.files);
+        Ok(())
+    }
+}
+
+/// The column of a Telnyx id's kind.
+fn id_column(kind: FailedKind) -> &'static str {
+    match kind {
+        FailedKind::Session => "call_session_id",
+        _ => "call_leg_id",
+    }
+}
+
+/// The `Edge` values to ask for: none (the default edge), or each edge of the call type.
+fn edges_for(mode: EdgeMode, call: &CallInfo) -> Vec<Option<&'static str>> {
+    match mode {
+        EdgeMode::Default => vec![None],
+        EdgeMode::All => match &call.edges {
+            Some(edges) => edges.iter().map(|e| Some(*e)).collect(),
+            None => ALL_EDGES.iter().map(|e| Some(*e)).collect(),
+        },
+    }
+}
+
+/// One unit's fetch: its rows, then its end, always (a panic counts as a failed unit).
+async fn unit_task(
+    ctx: Arc<RunContext>,
+    id: usize,
+    unit: Unit,
+    route: Route,
+    events: mpsc::Sender<Event>,
+) {
+    let fetched = std::panic::AssertUnwindSafe(fetch::fetch(&ctx, id, &unit, &route, &events))
+        .catch_unwind()
+        .await;
+    let result = fetched.unwrap_or_else(|_| {
+        Err(UnitError {
+            reason: "internal error: the unit's fetch panicked".into(),
+            scope: Scope::Unit,
+        })
+    });
+    let _ = events.send(Event::Done { unit: id, result }).await;
+}
