@@ -4,6 +4,8 @@
 #   benches/compare.sh            # ≥ 1 M Insights metric rows (14 000 calls), ~5 min after the build
 #   benches/compare.sh --quick    # 400 calls: a smoke run of every step, ~1 min after the build
 #   benches/compare.sh --calls N  # any size;  --repeat K: runs of each timed step (default 3, quick 1)
+#   benches/compare.sh --baseline BIN   # also time another voxlake binary (an earlier build),
+#                                       # interleaved with this one on the same simulator
 #
 # Steps: release build; `voxlake simulate --calls N` on 127.0.0.1 (no rate limit); `voxlake run`
 # of a window job (insights_metrics, limiter wide open: 10 000 req/s, concurrency 8, page_size
@@ -26,6 +28,7 @@ usage() {
 }
 
 QUICK=0
+BASELINE=""
 CALLS=""
 REPEAT=""
 while [ $# -gt 0 ]; do
@@ -33,6 +36,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --calls) CALLS=${2:?--calls needs a number}; shift ;;
     --repeat) REPEAT=${2:?--repeat needs a number}; shift ;;
+    --baseline) BASELINE=${2:?--baseline needs a binary}; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -166,7 +170,7 @@ voxlake_run() {
   local before after
   before=$(cpu_ticks "$SIM_PID")
   measure "$name" env TWILIO_ACCOUNT_SID="$ACCOUNT" TWILIO_AUTH_TOKEN="$TOKEN" \
-    "$BIN" --no-progress --log-level warn run "$WORK/$name.toml" --from "$FROM" --to "$TO"
+    "${RUN_BIN:-$BIN}" --no-progress --log-level warn run "$WORK/$name.toml" --from "$FROM" --to "$TO"
   after=$(cpu_ticks "$SIM_PID")
   echo "$(( after - before ))" >"$WORK/$name.simticks"
   python3 - "$out" >"$WORK/$name.rows" <<'PY'
@@ -213,7 +217,19 @@ for i in $(seq 1 "$REPEAT"); do
   echo "== voxlake run (insights_metrics) against $SIM_URL, $i of $REPEAT"
   voxlake_run "metrics-$i" '"insights_metrics"' "$SIM_URL"
   echo "   $(field "$WORK/metrics-$i.measure" 1)s wall"
+  if [ -n "$BASELINE" ]; then
+    echo "== baseline $BASELINE, $i of $REPEAT"
+    RUN_BIN="$BASELINE" voxlake_run "baseline-$i" '"insights_metrics"' "$SIM_URL"
+    echo "   $(field "$WORK/baseline-$i.measure" 1)s wall"
+  fi
 done
+if [ -n "$BASELINE" ]; then
+  read -r B B_WALLS < <(median_run baseline "$REPEAT")
+  B_WALL=$(field "$WORK/$B.measure" 1)
+  B_CPU=$(field "$WORK/$B.measure" 2)
+  B_RSS=$(field "$WORK/$B.measure" 3)
+  echo "   baseline median of [$B_WALLS]s: ${B_WALL}s wall, ${B_CPU}s CPU, peak RSS $B_RSS kB"
+fi
 read -r M WALLS < <(median_run metrics "$REPEAT")
 V_ROWS=$(field "$WORK/$M.rows" 1)
 V_REQ=$(field "$WORK/$M.rows" 2)
@@ -308,5 +324,8 @@ print()
 print(f"ratio voxlake / DuckDB 1 thread   : {v / rate(d1[0], d1[1]):.2f}x   (target >= 2x)")
 print(f"ratio voxlake / DuckDB {dn[3]} threads  : {v / rate(dn[0], dn[1]):.2f}x")
 print(f"voxlake all per-call tables       : {a[0]:,} rows in {a[1]:.2f}s = {rate(a[0], a[1]):,.0f} rows/s, {a[2]:.1f}s CPU, peak RSS {a[3] / 1024:.0f} MB")
+if "$BASELINE":
+    bw, bc = float("${B_WALL:-0}"), float("${B_CPU:-0}")
+    print(f"this build / baseline ($BASELINE): wall {v_wall / bw:.3f}x, CPU {v_cpu / bc:.3f}x, peak RSS {v_rss / float('${B_RSS:-1}'):.2f}x")
 print(f"peak RSS, metrics: {s[0]:,} rows (1x) {s[2] / 1024:.0f} MB; {v_rows:,} rows (10x) {v_rss / 1024:.0f} MB; growth {100 * (v_rss / s[2] - 1):+.0f}%   (target <= 150 MB, within 20%)")
 PY

@@ -10,7 +10,7 @@ use crate::cli::{Cli, Command, SimulateArgs, WindowArgs};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::ids::{CallSid, TelnyxId};
-use crate::job::plan::{LONG_WINDOW_DAYS, RUN_WINDOW_DAYS};
+use crate::job::plan::{LONG_WINDOW_DAYS, RUN_WINDOW_DAYS, check_window_start};
 use crate::job::{JobConfig, JobPlan};
 use crate::run::{self, RunMode, RunOptions, RunReport};
 use crate::schema::{Schemas, Table, describe};
@@ -35,13 +35,7 @@ pub async fn dispatch(cli: &Cli) -> Result<Exit> {
         } => {
             let mode = run_mode(call_sids, leg_ids, session_ids, window)?;
             let plan = load_plan(job, output.as_deref())?;
-            let options = RunOptions {
-                yes: *yes,
-                wait: *wait,
-                ..run_options(cli)?
-            };
-            check_mode_fits(&plan, &mode, &options)?;
-            finish_run(cli, run::execute(plan, mode, options).await?)
+            run_checked(cli, plan, mode, (*yes, *wait)).await
         }
         Command::Backfill {
             job,
@@ -59,14 +53,7 @@ pub async fn dispatch(cli: &Cli) -> Result<Exit> {
                 return Err(Error::Input("backfill needs --from and --to".into()));
             };
             let plan = load_plan(job, output.as_deref())?;
-            let mode = RunMode::Backfill { from, to };
-            let options = RunOptions {
-                yes: *yes,
-                wait: *wait,
-                ..run_options(cli)?
-            };
-            check_mode_fits(&plan, &mode, &options)?;
-            finish_run(cli, run::execute(plan, mode, options).await?)
+            run_checked(cli, plan, RunMode::Backfill { from, to }, (*yes, *wait)).await
         }
         Command::Status { job, output } => {
             let plan = load_plan(job, output.as_deref())?;
@@ -75,6 +62,22 @@ pub async fn dispatch(cli: &Cli) -> Result<Exit> {
         Command::Demo { output, calls } => demo(cli, output, *calls).await,
         Command::Simulate(args) => simulate(args).await,
     }
+}
+
+/// Checks a mode against the job (before the output is touched), runs it, reports it.
+async fn run_checked(
+    cli: &Cli,
+    plan: JobPlan,
+    mode: RunMode,
+    (yes, wait): (bool, bool),
+) -> Result<Exit> {
+    let options = RunOptions {
+        yes,
+        wait,
+        ..run_options(cli)?
+    };
+    check_mode_fits(&plan, &mode, &options)?;
+    finish_run(cli, run::execute(plan, mode, options).await?)
 }
 
 fn print_schemas(table: Option<&str>) -> Result<Exit> {
@@ -110,12 +113,17 @@ fn parse_window(window: &WindowArgs) -> Result<Option<(DateTime<Utc>, DateTime<U
     Ok(Some((from, to)))
 }
 
-fn parse_ids(ids: &[String], flag: &str) -> Result<Vec<TelnyxId>> {
+/// Parses the values of a repeatable id flag (`--call-sid`, `--leg-id`, …): each checked,
+/// sorted, each once.
+fn parse_ids<T: std::str::FromStr + Ord>(ids: &[String], flag: &str) -> Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
     let mut parsed = ids
         .iter()
         .map(|id| {
             id.trim()
-                .parse::<TelnyxId>()
+                .parse::<T>()
                 .map_err(|e| Error::Input(format!("{flag}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -130,18 +138,9 @@ fn run_mode(
     session_ids: &[String],
     window: &WindowArgs,
 ) -> Result<RunMode> {
-    let mut calls = call_sids
-        .iter()
-        .map(|s| {
-            s.trim()
-                .parse::<CallSid>()
-                .map_err(|e| Error::Input(format!("--call-sid: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    calls.sort();
-    calls.dedup();
-    let legs = parse_ids(leg_ids, "--leg-id")?;
-    let sessions = parse_ids(session_ids, "--session-id")?;
+    let calls: Vec<CallSid> = parse_ids(call_sids, "--call-sid")?;
+    let legs: Vec<TelnyxId> = parse_ids(leg_ids, "--leg-id")?;
+    let sessions: Vec<TelnyxId> = parse_ids(session_ids, "--session-id")?;
     match parse_window(window)? {
         Some(_) if !calls.is_empty() => Err(Error::Input(
             "give either --call-sid or --from/--to, not both (a window finds its calls itself)"
@@ -201,34 +200,8 @@ fn check_mode_fits(plan: &JobPlan, mode: &RunMode, options: &RunOptions) -> Resu
     };
     if let Some((from, have_ids)) = window {
         let now = options.now.unwrap_or_else(Utc::now);
-        check_window_range(from, now)?;
+        check_window_start(from, now)?;
         plan.check_telnyx_lookback(from, now, have_ids)?;
-    }
-    Ok(())
-}
-
-/// The first day any of the APIs can have a call for (Twilio's calls start in 2008).
-const EARLIEST_DATA: &str = "2008-01-01T00:00:00Z";
-
-/// Refuses a window no API can answer: one that starts in the future (no call has happened
-/// there yet: its hours would only be fetched empty), or before the APIs' first calls.
-fn check_window_range(from: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
-    if from >= now {
-        return Err(Error::Input(format!(
-            "the window starts at {}, after now ({}): there is nothing to fetch yet; \
-             hours are fetched once they have happened (and nightly runs follow the clock)",
-            from.to_rfc3339(),
-            now.to_rfc3339()
-        )));
-    }
-    let earliest = parse_cli_time(EARLIEST_DATA).map_err(Error::Input)?;
-    if from < earliest {
-        return Err(Error::Input(format!(
-            "the window starts at {}, before any call the APIs keep (their data starts in {}); \
-             check the year",
-            from.to_rfc3339(),
-            earliest.format("%Y")
-        )));
     }
     Ok(())
 }

@@ -90,6 +90,32 @@ pub struct HttpPlan {
     pub max_body_bytes: usize,
 }
 
+/// The first day any of the APIs can have a call for (Twilio's calls start in 2008).
+const EARLIEST_DATA: &str = "2008-01-01T00:00:00Z";
+
+/// Refuses a window no API can answer: one that starts in the future (no call has happened
+/// there yet: its hours would only be fetched empty), or before the APIs' first calls.
+pub fn check_window_start(from: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+    if from >= now {
+        return Err(Error::Input(format!(
+            "the window starts at {}, after now ({}): there is nothing to fetch yet; \
+             hours are fetched once they have happened (and nightly runs follow the clock)",
+            from.to_rfc3339(),
+            now.to_rfc3339()
+        )));
+    }
+    let earliest = parse_cli_time(EARLIEST_DATA).map_err(Error::Input)?;
+    if from < earliest {
+        return Err(Error::Input(format!(
+            "the window starts at {}, before any call the APIs keep (their data starts in {}); \
+             check the year",
+            from.to_rfc3339(),
+            earliest.format("%Y")
+        )));
+    }
+    Ok(())
+}
+
 /// Longest `run --from/--to` window without `--yes`, in days.
 pub const RUN_WINDOW_DAYS: i64 = 31;
 /// Longest backfill or nightly catch-up without `--yes`, in days.

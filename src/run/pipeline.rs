@@ -386,18 +386,9 @@ impl Pipeline {
             return Ok(());
         };
         let fallback_day = micros_to_day(key.slice.start().timestamp_micros());
-        match call_sid {
-            Some(sid) => {
-                hour.build
-                    .add(&ctx.sink, table, &sid, batch, fallback_day)
-                    .await
-            }
-            None => {
-                hour.build
-                    .add_rows(&ctx.sink, table, batch, fallback_day)
-                    .await
-            }
-        }
+        hour.build
+            .add(&ctx.sink, table, call_sid.as_deref(), batch, fallback_day)
+            .await
     }
 
     /// A Telnyx range has no more rows before `before`: its hours before that are complete.

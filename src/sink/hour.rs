@@ -159,12 +159,13 @@ impl HourBuild {
         }
     }
 
-    /// Adds rows of one unit (a call); rows go to their own `date=` day.
+    /// Adds rows of one unit (a call), or (`unit` None) rows whose units are read from the
+    /// table's unit column (Telnyx pages); rows go to their own `date=` day.
     pub async fn add(
         &mut self,
         ctx: &SinkContext,
         table: Table,
-        unit: &str,
+        unit: Option<&str>,
         batch: &RecordBatch,
         fallback_day: i32,
     ) -> Result<()> {
@@ -172,27 +173,13 @@ impl HourBuild {
             return Ok(());
         }
         self.write_by_day(ctx, table, batch, fallback_day).await?;
-        self.units
-            .entry(table)
-            .or_default()
-            .insert(unit.to_string());
-        Ok(())
-    }
-
-    /// Adds rows whose units are read from the table's unit column (Telnyx pages).
-    pub async fn add_rows(
-        &mut self,
-        ctx: &SinkContext,
-        table: Table,
-        batch: &RecordBatch,
-        fallback_day: i32,
-    ) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
+        let units = self.units.entry(table).or_default();
+        match unit {
+            Some(unit) => {
+                units.insert(unit.to_string());
+            }
+            None => units.extend(distinct(batch, table.spec().unit_column)),
         }
-        self.write_by_day(ctx, table, batch, fallback_day).await?;
-        let units = distinct(batch, table.spec().unit_column);
-        self.units.entry(table).or_default().extend(units);
         Ok(())
     }
 

@@ -4,10 +4,9 @@
 
 use url::Url;
 
-use super::twilio_rest::CallInfo;
+use super::twilio_rest::{CallInfo, CallListing};
 use super::{
-    BodyError, PageConsumer, PageMeta, PageOutcome, Paging, Request, Source, SourceError,
-    SourceSettings, Unit, pager,
+    BodyError, PageMeta, Paging, Request, Source, SourceError, SourceSettings, Unit, pager,
 };
 use crate::http::ApiClient;
 use crate::ids::CallSid;
@@ -147,55 +146,23 @@ pub async fn discover_summaries(
         .append_pair("ProcessingState", "all")
         .append_pair("SortBy", "start_time")
         .append_pair("PageSize", &page_size.to_string());
-    let mut list = SummaryList {
-        range: from.timestamp_micros()..to.timestamp_micros(),
-        calls: Vec::new(),
-        bad_record: None,
-    };
-    pager::fetch_all(client, url, NEXT_PAGE_URL, &mut list).await?;
-    Ok(super::twilio_rest::sorted_calls(list.calls))
-}
-
-/// Summaries pages into the calls they list.
-struct SummaryList {
-    range: std::ops::Range<i64>,
-    calls: Vec<CallInfo>,
-    /// A record that is not a call summary: the listing fails (fetching it again would not
-    /// change it).
-    bad_record: Option<SourceError>,
-}
-
-impl PageConsumer for SummaryList {
-    fn read_page(&mut self, body: &[u8]) -> Result<PageOutcome, BodyError> {
+    let mut list = CallListing::new(from, to, |body: &[u8]| {
         let page: SummariesPage =
             serde_json::from_slice(body).map_err(|e| BodyError(e.to_string()))?;
-        let records = page.call_summaries.unwrap_or_default();
-        let rows = records.len();
-        for raw in records {
-            match summary_call_info(&raw) {
-                Ok(info) if self.range.contains(&info.anchor_micros) => self.calls.push(info),
-                Ok(_) => {}
-                Err(e) => self.bad_record = self.bad_record.take().or(Some(e)),
-            }
-        }
+        let calls = page
+            .call_summaries
+            .unwrap_or_default()
+            .iter()
+            .map(|raw| summary_call_info(raw))
+            .collect();
         let mut meta = serde_json::Map::new();
         if let Some(next) = page.meta.and_then(|m| m.next_page_url) {
             meta.insert("meta".into(), serde_json::json!({ "next_page_url": next }));
         }
-        Ok(PageOutcome {
-            meta: PageMeta(meta),
-            rows,
-            last_partition_micros: None,
-        })
-    }
-
-    fn read_record(&mut self, _: &[u8]) -> Result<(), BodyError> {
-        Err(BodyError("a summaries list is not a record".into()))
-    }
-
-    async fn page_done(&mut self) -> Result<(), SourceError> {
-        self.bad_record.take().map_or(Ok(()), Err)
-    }
+        Ok((calls, PageMeta(meta)))
+    });
+    pager::fetch_all(client, url, NEXT_PAGE_URL, &mut list).await?;
+    Ok(list.into_calls())
 }
 
 fn summary_call_info(raw: &serde_json::value::RawValue) -> Result<CallInfo, SourceError> {

@@ -126,55 +126,83 @@ pub async fn discover_calls(
         .append_pair("StartTime>", &first_day.format("%Y-%m-%d").to_string())
         .append_pair("StartTime<", &day_after.format("%Y-%m-%d").to_string())
         .append_pair("PageSize", &page_size.to_string());
-    let mut list = CallsList {
-        range: from.timestamp_micros()..to.timestamp_micros(),
-        calls: Vec::new(),
-        bad_record: None,
-    };
-    pager::fetch_all(client, url, Paging::NextUri, &mut list).await?;
-    Ok(sorted_calls(list.calls))
-}
-
-/// Calls in start order, each once.
-pub(crate) fn sorted_calls(mut calls: Vec<CallInfo>) -> Vec<CallInfo> {
-    calls.sort_by(|a, b| (a.anchor_micros, &a.sid).cmp(&(b.anchor_micros, &b.sid)));
-    calls.dedup_by(|a, b| a.sid == b.sid);
-    calls
-}
-
-/// `Calls.json` pages into the calls they list.
-struct CallsList {
-    range: std::ops::Range<i64>,
-    calls: Vec<CallInfo>,
-    /// A record that is not a call: the listing fails (fetching it again would not help).
-    bad_record: Option<SourceError>,
-}
-
-impl PageConsumer for CallsList {
-    fn read_page(&mut self, body: &[u8]) -> Result<PageOutcome, BodyError> {
+    let mut list = CallListing::new(from, to, |body: &[u8]| {
         let page: CallsPage = serde_json::from_slice(body).map_err(|e| BodyError(e.to_string()))?;
-        let records = page.calls.unwrap_or_default();
-        let rows = records.len();
-        for resource in records {
-            match resource.info() {
-                Ok(info) if self.range.contains(&info.anchor_micros) => self.calls.push(info),
-                Ok(_) => {}
-                Err(e) => self.bad_record = self.bad_record.take().or(Some(SourceError::Record(e))),
-            }
-        }
+        let calls = page
+            .calls
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.info().map_err(SourceError::Record))
+            .collect();
         let mut meta = serde_json::Map::new();
         if let Some(next) = page.next_page_uri {
             meta.insert("next_page_uri".into(), serde_json::Value::String(next));
         }
+        Ok((calls, PageMeta(meta)))
+    });
+    pager::fetch_all(client, url, Paging::NextUri, &mut list).await?;
+    Ok(list.into_calls())
+}
+
+/// A page of a call listing, parsed: its calls (or why a record is not one), its paging keys.
+pub(crate) type ListedPage = (Vec<Result<CallInfo, SourceError>>, PageMeta);
+
+/// The pages of a discovery listing (Calls.json, Summaries) into the calls they list that
+/// started in a time range. A record that is not a call fails the listing after its page
+/// (fetching the page again would not change it).
+pub(crate) struct CallListing<F> {
+    range: std::ops::Range<i64>,
+    calls: Vec<CallInfo>,
+    bad_record: Option<SourceError>,
+    parse: F,
+}
+
+impl<F> CallListing<F>
+where
+    F: FnMut(&[u8]) -> Result<ListedPage, BodyError> + Send,
+{
+    /// A listing of the calls started in [from, to), each page read by `parse`.
+    pub(crate) fn new(from: DateTime<Utc>, to: DateTime<Utc>, parse: F) -> CallListing<F> {
+        CallListing {
+            range: from.timestamp_micros()..to.timestamp_micros(),
+            calls: Vec::new(),
+            bad_record: None,
+            parse,
+        }
+    }
+
+    /// The calls, in start order, each once.
+    pub(crate) fn into_calls(self) -> Vec<CallInfo> {
+        let mut calls = self.calls;
+        calls.sort_by(|a, b| (a.anchor_micros, &a.sid).cmp(&(b.anchor_micros, &b.sid)));
+        calls.dedup_by(|a, b| a.sid == b.sid);
+        calls
+    }
+}
+
+impl<F> PageConsumer for CallListing<F>
+where
+    F: FnMut(&[u8]) -> Result<ListedPage, BodyError> + Send,
+{
+    fn read_page(&mut self, body: &[u8]) -> Result<PageOutcome, BodyError> {
+        let (calls, meta) = (self.parse)(body)?;
+        let rows = calls.len();
+        for call in calls {
+            match call {
+                Ok(info) if self.range.contains(&info.anchor_micros) => self.calls.push(info),
+                Ok(_) => {}
+                Err(e) => self.bad_record = self.bad_record.take().or(Some(e)),
+            }
+        }
         Ok(PageOutcome {
-            meta: PageMeta(meta),
+            meta,
             rows,
             last_partition_micros: None,
         })
     }
 
     fn read_record(&mut self, _: &[u8]) -> Result<(), BodyError> {
-        Err(BodyError("a calls list is not a record".into()))
+        Err(BodyError("a call listing is not a record".into()))
     }
 
     async fn page_done(&mut self) -> Result<(), SourceError> {
