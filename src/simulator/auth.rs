@@ -1,21 +1,27 @@
-//! Credential checks: HTTP Basic (`account_sid:auth_token` or `api_key_sid:secret`) for the
-//! Twilio routes, `Authorization: Bearer <key>` for Telnyx. Secrets never leave this module
-//! and `Debug` prints them as `***`.
+//! Credential checks: HTTP Basic (`account_sid:auth_token` or `api_key_sid:secret` of the
+//! parent, or a subaccount's `sid:auth_token`) for the Twilio routes, answering *who* asked (a
+//! [`Principal`]); `Authorization: Bearer <key>` for Telnyx. Secrets never leave this module
+//! (and the model) and `Debug` prints them as `***`.
 
 use std::fmt;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
+/// Who a Twilio request authenticated as: an index into `Model::accounts()` (0 = the parent,
+/// whose API key counts as the parent too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Principal(pub usize);
+
 /// The credentials the simulator accepts.
 pub(crate) struct Credentials {
-    basic: Vec<(String, String)>,
+    basic: Vec<(String, String, Principal)>,
     bearer: String,
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let users: Vec<&str> = self.basic.iter().map(|(u, _)| u.as_str()).collect();
+        let users: Vec<&str> = self.basic.iter().map(|(u, _, _)| u.as_str()).collect();
         f.debug_struct("Credentials")
             .field("basic_users", &users)
             .field("secrets", &"***")
@@ -24,36 +30,40 @@ impl fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// Accepts `account:token`, optionally `key:secret`, and bearer `telnyx_key`.
+    /// Accepts `account:token` and optionally `key:secret` (the parent), each
+    /// `subaccount_sid:subaccount_token` (subaccount `k` is principal `k + 1`), and bearer
+    /// `telnyx_key`.
     pub(crate) fn new(
         account: &str,
         token: &str,
         api_key: Option<&(String, String)>,
+        subaccounts: &[(String, String)],
         telnyx_key: &str,
     ) -> Self {
-        let mut basic = vec![(account.to_string(), token.to_string())];
-        basic.extend(api_key.cloned());
+        let mut basic = vec![(account.to_string(), token.to_string(), Principal(0))];
+        basic.extend(api_key.map(|(k, s)| (k.clone(), s.clone(), Principal(0))));
+        basic.extend(
+            subaccounts
+                .iter()
+                .enumerate()
+                .map(|(k, (sid, token))| (sid.clone(), token.clone(), Principal(k + 1))),
+        );
         Credentials {
             basic,
             bearer: telnyx_key.to_string(),
         }
     }
 
-    /// Whether the request carries an accepted Basic credential.
-    pub(crate) fn twilio_ok(&self, headers: &HeaderMap) -> bool {
-        let Some(encoded) = header(headers).and_then(|h| strip_scheme(h, "Basic")) else {
-            return false;
-        };
-        let Some(decoded) = decode_base64(encoded.trim()) else {
-            return false;
-        };
-        let Ok(text) = std::str::from_utf8(&decoded) else {
-            return false;
-        };
-        let Some((user, pass)) = text.split_once(':') else {
-            return false;
-        };
-        self.basic.iter().any(|(u, p)| u == user && p == pass)
+    /// Who the request's Basic credential belongs to; `None` if it has no accepted one.
+    pub(crate) fn twilio(&self, headers: &HeaderMap) -> Option<Principal> {
+        let encoded = header(headers).and_then(|h| strip_scheme(h, "Basic"))?;
+        let decoded = decode_base64(encoded.trim())?;
+        let text = std::str::from_utf8(&decoded).ok()?;
+        let (user, pass) = text.split_once(':')?;
+        self.basic
+            .iter()
+            .find(|(u, p, _)| u == user && p == pass)
+            .map(|(_, _, who)| *who)
     }
 
     /// Whether the request carries the Telnyx bearer token.
@@ -127,13 +137,16 @@ mod tests {
     #[test]
     fn checks_basic_and_bearer() {
         let key = ("SKk".to_string(), "sec".to_string());
-        let c = Credentials::new("user", "pass", Some(&key), "tk");
-        assert!(c.twilio_ok(&with("Basic dXNlcjpwYXNz")));
-        assert!(c.twilio_ok(&with("Basic U0trOnNlYw==")));
-        assert!(!c.twilio_ok(&with("Basic dXNlcjpwYXN5")));
-        assert!(!c.twilio_ok(&HeaderMap::new()));
+        let sub = [("ab".to_string(), "cd".to_string())];
+        let c = Credentials::new("user", "pass", Some(&key), &sub, "tk");
+        assert_eq!(c.twilio(&with("Basic dXNlcjpwYXNz")), Some(Principal(0)));
+        assert_eq!(c.twilio(&with("Basic U0trOnNlYw==")), Some(Principal(0)));
+        assert_eq!(c.twilio(&with("Basic YWI6Y2Q=")), Some(Principal(1)));
+        assert_eq!(c.twilio(&with("Basic dXNlcjpwYXN5")), None);
+        assert_eq!(c.twilio(&HeaderMap::new()), None);
         assert!(c.telnyx_ok(&with("Bearer tk")));
         assert!(!c.telnyx_ok(&with("Bearer tk2")));
         assert!(!format!("{c:?}").contains("pass"));
+        assert!(!format!("{c:?}").contains("cd"));
     }
 }

@@ -1,5 +1,6 @@
 //! What a simulator run is made of: [`SimConfig`] (the data, the credentials, the clock),
-//! [`CallSpec`]/[`CallType`] (calls placed by tests) and [`Faults`] (what goes wrong).
+//! [`CallSpec`]/[`CallType`] (calls placed by tests), [`SubaccountSpec`] (subaccounts of the
+//! configured account) and [`Faults`] (what goes wrong).
 //!
 //! Owns no behaviour beyond defaults; `model` turns a config into calls and `server` serves it.
 
@@ -21,7 +22,8 @@ pub struct SimConfig {
     pub to: DateTime<Utc>,
     /// Calls placed exactly by tests, added after the generated ones.
     pub extra_calls: Vec<CallSpec>,
-    /// The account every Twilio record belongs to, and the Basic auth user.
+    /// The (parent) account: the Basic auth user, and the owner of every generated and extra
+    /// call and of the `conferences` (a subaccount's records carry the subaccount's SID).
     pub account_sid: String,
     /// The Basic auth password that goes with `account_sid`.
     pub auth_token: String,
@@ -43,6 +45,14 @@ pub struct SimConfig {
     /// literal `1e400` (beyond a float), and an unknown `odd_counter` of
     /// `99999999999999999999999` (beyond 64 bits) on every first sample.
     pub odd_numbers: bool,
+    /// Conferences of the configured account created in `[from, to)`, served by Conference
+    /// Insights (`/v1/Conferences`). Each has 2 to 5 participants, and each participant is a
+    /// call of the model, added to [`crate::simulator::Model::calls`] after the generated and
+    /// extra calls. Default 0.
+    pub conferences: usize,
+    /// Subaccounts of the configured account, each with its own generated calls and
+    /// conferences in `[from, to)` (listed by `/2010-04-01/Accounts.json`). Default none.
+    pub subaccounts: Vec<SubaccountSpec>,
 }
 
 impl Default for SimConfig {
@@ -63,6 +73,8 @@ impl Default for SimConfig {
             faults: Faults::default(),
             drift: false,
             odd_numbers: false,
+            conferences: 0,
+            subaccounts: Vec::new(),
         }
     }
 }
@@ -89,7 +101,44 @@ impl fmt::Debug for SimConfig {
             .field("faults", &self.faults)
             .field("drift", &self.drift)
             .field("odd_numbers", &self.odd_numbers)
+            .field("conferences", &self.conferences)
+            .field("subaccounts", &self.subaccounts)
             .finish()
+    }
+}
+
+/// A subaccount of the configured (parent) account. Its SID (`AC` + 32 lowercase hex) is
+/// derived from (seed, subaccount index); its calls and conferences are generated like the
+/// parent's, from a seed derived from the parent seed and the subaccount index.
+///
+/// The parent's credentials (account SID and token, or the API key) reach the subaccount's
+/// REST paths and Insights records, unless `refuse_parent` is set. The subaccount's own SID
+/// and its made-up `auth_token` (see [`crate::simulator::SimAccount::auth_token`]) reach only
+/// its own records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubaccountSpec {
+    /// Twilio calls generated for the subaccount in `[from, to)`.
+    pub calls: usize,
+    /// Conferences of the subaccount created in `[from, to)` (their participants are calls of
+    /// the subaccount, added after its generated calls).
+    pub conferences: usize,
+    /// The account `status`: `"active"`, `"suspended"` or `"closed"` (shown as given and
+    /// matched by the `Status` filter of `Accounts.json`; it does not change access).
+    pub status: String,
+    /// The parent's credentials get 403 (code 20003) on this subaccount's REST paths and on
+    /// Insights requests about its calls and conferences.
+    pub refuse_parent: bool,
+}
+
+/// An active subaccount with no calls or conferences that lets the parent in.
+impl Default for SubaccountSpec {
+    fn default() -> Self {
+        Self {
+            calls: 0,
+            conferences: 0,
+            status: "active".to_string(),
+            refuse_parent: false,
+        }
     }
 }
 
@@ -173,6 +222,9 @@ pub struct Faults {
     pub malformed_ratio: f64,
     /// Every Insights/REST request about these calls answers 500.
     pub fail_call_sids: Vec<String>,
+    /// Every Conference Insights request about these conferences (`/v1/Conferences/{Sid}`
+    /// and its participants) answers 500.
+    pub fail_conference_sids: Vec<String>,
     /// Requests about this call for page `Page` >= N answer 500 (it fails midway).
     pub fail_call_from_page: Option<(String, u64)>,
     /// `next_page_url`/`next_page_uri` point at `http://evil.invalid:PORT/...`.

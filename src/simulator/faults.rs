@@ -1,6 +1,7 @@
 //! Fault decisions: for each API request that passed auth and the rate limit, a seeded RNG
 //! (seed, request sequence number) picks at most one fault by the configured ratios; calls
-//! listed in `fail_call_sids` always answer 500. The server carries the plan out.
+//! listed in `fail_call_sids` and conferences listed in `fail_conference_sids` always answer
+//! 500. The server carries the plan out.
 
 use std::time::Duration;
 
@@ -58,7 +59,13 @@ pub(crate) fn plan(
         .fail_call_from_page
         .as_ref()
         .is_some_and(|(failing, from)| sid == Some(failing.as_str()) && page >= *from);
-    if failing_page || sid.is_some_and(|sid| faults.fail_call_sids.iter().any(|f| f == sid)) {
+    let failing_conference = route
+        .conference_sid()
+        .is_some_and(|sid| faults.fail_conference_sids.iter().any(|f| f == sid));
+    if failing_page
+        || failing_conference
+        || sid.is_some_and(|sid| faults.fail_call_sids.iter().any(|f| f == sid))
+    {
         return Plan::Fail(error_5xx(api, StatusCode::INTERNAL_SERVER_ERROR));
     }
     let u = Rng::new(&[seed, tag::FAULT, seq]).unit();

@@ -259,7 +259,7 @@ impl<'a> MetricSource<'a> {
         let mut record = MetricRecord {
             timestamp: secs(timestamp),
             call_sid: &self.call.sid,
-            account_sid: &ctx.account_sid,
+            account_sid: &self.call.account_sid,
             edge: self.edge,
             direction: "both",
             carrier_edge: None,
@@ -416,7 +416,7 @@ pub(crate) fn events<'a>(
             let mut record = EventRecord {
                 timestamp: times.get(k).cloned().unwrap_or_default(),
                 call_sid: &call.sid,
-                account_sid: &ctx.account_sid,
+                account_sid: &call.account_sid,
                 edge,
                 group: "",
                 name: "",

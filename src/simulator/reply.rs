@@ -109,6 +109,11 @@ pub(crate) fn twilio_unauthorized() -> Reply {
     reply
 }
 
+/// Twilio's 403 for credentials that may not see this account's records.
+pub(crate) fn twilio_forbidden() -> Reply {
+    twilio_error(StatusCode::FORBIDDEN, 20003, "Permission Denied")
+}
+
 /// Telnyx's 400 for a bad parameter.
 pub(crate) fn telnyx_bad_request(detail: &str) -> Reply {
     telnyx_error(StatusCode::BAD_REQUEST, "10015", "Bad Request", detail)

@@ -1,6 +1,8 @@
 //! Twilio REST 2010-04-01 records: the call resource (`Calls/{Sid}.json`, and each item of
-//! `Calls.json`) with the fields of the `api.v2010.account.call` schema, and a call's events
-//! (`Calls/{Sid}/Events.json`, seed 002: `request`/`response` pairs, no `call_sid`).
+//! `Calls.json`) with every field of the `api.v2010.account.call` schema, a call's events
+//! (`Calls/{Sid}/Events.json`, seed 002: `request`/`response` pairs, no `call_sid`), and the
+//! account resource (`Accounts.json`, schema `api.v2010.account`). Every record carries the
+//! account of its own call.
 
 use std::collections::BTreeMap;
 
@@ -9,10 +11,11 @@ use serde::Serialize;
 
 use super::config::CallType;
 use super::facts::{CallFacts, call_facts, formatted};
-use super::model::{Ctx, SimCall};
+use super::model::{Ctx, SimAccount, SimCall};
 use super::rng::{Rng, hash, tag};
 
-/// A call resource.
+/// A call resource: every property of `api.v2010.account.call`, in Twilio's text forms (RFC
+/// 2822 dates, `duration` and `queue_time` as strings, `price` a negative decimal string).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct CallResource<'a> {
     account_sid: &'a str,
@@ -41,6 +44,66 @@ pub(crate) struct CallResource<'a> {
     to_formatted: String,
     trunk_sid: Option<String>,
     uri: String,
+}
+
+/// An account resource (`api.v2010.account`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AccountResource<'a> {
+    auth_token: &'a str,
+    date_created: String,
+    date_updated: String,
+    friendly_name: &'a str,
+    owner_account_sid: &'a str,
+    sid: &'a str,
+    status: &'a str,
+    subresource_uris: BTreeMap<&'static str, String>,
+    #[serde(rename = "type")]
+    account_type: &'static str,
+    uri: String,
+}
+
+/// An account's subresources: (key, path under `/2010-04-01/Accounts/{Sid}/`).
+const ACCOUNT_SUBRESOURCES: [(&str, &str); 20] = [
+    ("addresses", "Addresses.json"),
+    ("applications", "Applications.json"),
+    ("authorized_connect_apps", "AuthorizedConnectApps.json"),
+    ("available_phone_numbers", "AvailablePhoneNumbers.json"),
+    ("balance", "Balance.json"),
+    ("calls", "Calls.json"),
+    ("conferences", "Conferences.json"),
+    ("connect_apps", "ConnectApps.json"),
+    ("incoming_phone_numbers", "IncomingPhoneNumbers.json"),
+    ("keys", "Keys.json"),
+    ("messages", "Messages.json"),
+    ("notifications", "Notifications.json"),
+    ("outgoing_caller_ids", "OutgoingCallerIds.json"),
+    ("queues", "Queues.json"),
+    ("recordings", "Recordings.json"),
+    ("short_codes", "SMS/ShortCodes.json"),
+    ("signing_keys", "SigningKeys.json"),
+    ("sip", "SIP.json"),
+    ("transcriptions", "Transcriptions.json"),
+    ("usage", "Usage.json"),
+];
+
+/// The account resource of `account` (with its `auth_token`, as Twilio shows it).
+pub(crate) fn account_resource(account: &SimAccount) -> AccountResource<'_> {
+    let base = format!("/2010-04-01/Accounts/{}", account.sid);
+    AccountResource {
+        auth_token: account.auth_token(),
+        date_created: rfc2822(account.date_created),
+        date_updated: rfc2822(account.date_updated),
+        friendly_name: &account.friendly_name,
+        owner_account_sid: &account.owner_account_sid,
+        sid: &account.sid,
+        status: &account.status,
+        subresource_uris: ACCOUNT_SUBRESOURCES
+            .iter()
+            .map(|(key, path)| (*key, format!("{base}/{path}")))
+            .collect(),
+        account_type: "Full",
+        uri: format!("{base}.json"),
+    }
 }
 
 /// One REST call event: what Twilio requested and what it got back.
@@ -89,7 +152,7 @@ pub(crate) fn call_resource<'a>(ctx: &'a Ctx, idx: usize, call: &'a SimCall) -> 
     let facts = call_facts(ctx, idx, call.call_type);
     let base = format!(
         "/2010-04-01/Accounts/{}/Calls/{}",
-        ctx.account_sid, call.sid
+        call.account_sid, call.sid
     );
     let subresource_uris = SUBRESOURCES
         .iter()
@@ -101,7 +164,7 @@ pub(crate) fn call_resource<'a>(ctx: &'a Ctx, idx: usize, call: &'a SimCall) -> 
     );
     let inbound = facts.direction == "inbound" || facts.direction == "trunking-originating";
     CallResource {
-        account_sid: &ctx.account_sid,
+        account_sid: &call.account_sid,
         answered_by: None,
         api_version: "2010-04-01",
         caller_name: None,
@@ -156,11 +219,11 @@ pub(crate) fn call_events(ctx: &Ctx, idx: usize, call: &SimCall) -> Vec<CallEven
             };
             let at = call.start_time + Duration::seconds(offset.min(span));
             let mut event = match k {
-                0 if facts.direction.starts_with("outbound") => api_create(ctx, call, &facts),
-                _ if k + 1 == n => status_callback(ctx, call, &facts, "completed"),
-                0 => answer_webhook(ctx, call, &facts, "ringing", &mut r),
-                _ if k % 2 == 1 => answer_webhook(ctx, call, &facts, "in-progress", &mut r),
-                _ => status_callback(ctx, call, &facts, "in-progress"),
+                0 if facts.direction.starts_with("outbound") => api_create(call, &facts),
+                _ if k + 1 == n => status_callback(call, &facts, "completed"),
+                0 => answer_webhook(call, &facts, "ringing", &mut r),
+                _ if k % 2 == 1 => answer_webhook(call, &facts, "in-progress", &mut r),
+                _ => status_callback(call, &facts, "in-progress"),
             };
             event.response.date_created = rfc2822(at);
             event.response.request_duration = r.range(20, 900);
@@ -172,19 +235,18 @@ pub(crate) fn call_events(ctx: &Ctx, idx: usize, call: &SimCall) -> Vec<CallEven
 
 /// RFC 2822 as the REST API writes it (PHP's `DATE_RFC2822`, day zero-padded):
 /// `Tue, 11 Aug 2020 17:44:08 +0000`, `Thu, 02 May 2024 00:02:21 +0000`.
-fn rfc2822(t: DateTime<Utc>) -> String {
+pub(crate) fn rfc2822(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S +0000").to_string()
 }
 
 /// The parameters Twilio sends to a webhook about this call.
 fn webhook_params(
-    ctx: &Ctx,
     call: &SimCall,
     facts: &CallFacts,
     status: &str,
 ) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
-        ("AccountSid", ctx.account_sid.clone()),
+        ("AccountSid", call.account_sid.clone()),
         ("ApiVersion", "2010-04-01".to_string()),
         ("CallSid", call.sid.clone()),
         ("CallStatus", status.to_string()),
@@ -195,9 +257,9 @@ fn webhook_params(
 }
 
 /// The API request that created an outbound call (seed 002's first event).
-fn api_create(ctx: &Ctx, call: &SimCall, facts: &CallFacts) -> CallEventRecord {
+fn api_create(call: &SimCall, facts: &CallFacts) -> CallEventRecord {
     let parameters = BTreeMap::from([
-        ("account_sid", ctx.account_sid.clone()),
+        ("account_sid", call.account_sid.clone()),
         ("from", facts.from.clone()),
         ("machine_detection_timeout", "0".to_string()),
         ("method", "POST".to_string()),
@@ -211,7 +273,7 @@ fn api_create(ctx: &Ctx, call: &SimCall, facts: &CallFacts) -> CallEventRecord {
         request: EventRequest {
             url: format!(
                 "https://api.twilio.com/2010-04-01/Accounts/{}/Calls.json",
-                ctx.account_sid
+                call.account_sid
             ),
             method: "POST",
             parameters,
@@ -225,13 +287,7 @@ fn api_create(ctx: &Ctx, call: &SimCall, facts: &CallFacts) -> CallEventRecord {
 }
 
 /// Twilio fetching TwiML from the customer's voice URL.
-fn answer_webhook(
-    ctx: &Ctx,
-    call: &SimCall,
-    facts: &CallFacts,
-    status: &str,
-    r: &mut Rng,
-) -> CallEventRecord {
+fn answer_webhook(call: &SimCall, facts: &CallFacts, status: &str, r: &mut Rng) -> CallEventRecord {
     let failed = r.chance(0.05);
     let (code, body) = if failed {
         (502, String::new())
@@ -245,15 +301,15 @@ fn answer_webhook(
         request: EventRequest {
             url: format!("{WEBHOOK_HOST}/voice/answer"),
             method: "POST",
-            parameters: webhook_params(ctx, call, facts, status),
+            parameters: webhook_params(call, facts, status),
         },
         response: response("text/xml", body, code),
     }
 }
 
 /// Twilio posting a status callback.
-fn status_callback(ctx: &Ctx, call: &SimCall, facts: &CallFacts, status: &str) -> CallEventRecord {
-    let mut parameters = webhook_params(ctx, call, facts, status);
+fn status_callback(call: &SimCall, facts: &CallFacts, status: &str) -> CallEventRecord {
+    let mut parameters = webhook_params(call, facts, status);
     if status == "completed" {
         parameters.insert("CallDuration", call.duration_secs().to_string());
     }

@@ -15,6 +15,12 @@ pub(crate) mod tag {
     pub const FAULT: u64 = 9;
     pub const EDGE: u64 = 10;
     pub const QUALITY: u64 = 11;
+    pub const ACCOUNT: u64 = 12;
+    pub const CONFERENCE: u64 = 13;
+    pub const CONFERENCE_SID: u64 = 14;
+    pub const PARTICIPANT_SID: u64 = 15;
+    pub const PARTICIPANT_CALL: u64 = 16;
+    pub const CONFERENCE_BODY: u64 = 17;
 }
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -1,6 +1,6 @@
 //! Which API route a request path names, and the facts about a route the server needs before
 //! handling it: its API group (auth, rate limit, error body style), its stats name, and the
-//! call SID it is about.
+//! call or conference SID it is about.
 
 use axum::http::Method;
 
@@ -28,6 +28,21 @@ pub(crate) enum Route {
         sid: String,
     },
     Summaries,
+    Conferences,
+    Conference {
+        sid: String,
+    },
+    ConferenceParticipants {
+        sid: String,
+    },
+    ConferenceParticipant {
+        sid: String,
+        participant: String,
+    },
+    Accounts,
+    Account {
+        account: String,
+    },
     CallEvents {
         account: String,
         sid: String,
@@ -59,6 +74,23 @@ impl Route {
             },
             ["v1", "Voice", sid, "Summary"] => Route::Summary {
                 sid: sid.to_string(),
+            },
+            ["v1", "Conferences"] => Route::Conferences,
+            ["v1", "Conferences", sid] => Route::Conference {
+                sid: sid.to_string(),
+            },
+            ["v1", "Conferences", sid, "Participants"] => Route::ConferenceParticipants {
+                sid: sid.to_string(),
+            },
+            ["v1", "Conferences", sid, "Participants", participant] => {
+                Route::ConferenceParticipant {
+                    sid: sid.to_string(),
+                    participant: participant.to_string(),
+                }
+            }
+            ["2010-04-01", "Accounts.json"] => Route::Accounts,
+            ["2010-04-01", "Accounts", file] if file.ends_with(".json") => Route::Account {
+                account: file.trim_end_matches(".json").to_string(),
             },
             ["2010-04-01", "Accounts", account, "Calls.json"] => Route::Calls {
                 account: account.to_string(),
@@ -95,8 +127,16 @@ impl Route {
             Route::InsightsEvents { .. }
             | Route::InsightsMetrics { .. }
             | Route::Summary { .. }
-            | Route::Summaries => Some(Api::Insights),
-            Route::CallEvents { .. } | Route::Call { .. } | Route::Calls { .. } => Some(Api::Rest),
+            | Route::Summaries
+            | Route::Conferences
+            | Route::Conference { .. }
+            | Route::ConferenceParticipants { .. }
+            | Route::ConferenceParticipant { .. } => Some(Api::Insights),
+            Route::CallEvents { .. }
+            | Route::Call { .. }
+            | Route::Calls { .. }
+            | Route::Accounts
+            | Route::Account { .. } => Some(Api::Rest),
             Route::TelnyxEvents => Some(Api::Telnyx),
             Route::NotAllowed(api) => Some(*api),
             Route::NotFound => None,
@@ -110,6 +150,12 @@ impl Route {
             Route::InsightsMetrics { .. } => Some("insights_metrics"),
             Route::Summary { .. } => Some("summary"),
             Route::Summaries => Some("summaries"),
+            Route::Conferences => Some("conferences"),
+            Route::Conference { .. } => Some("conference"),
+            Route::ConferenceParticipants { .. } => Some("conference_participants"),
+            Route::ConferenceParticipant { .. } => Some("conference_participant"),
+            Route::Accounts => Some("accounts"),
+            Route::Account { .. } => Some("account"),
             Route::CallEvents { .. } => Some("call_events"),
             Route::Call { .. } => Some("call"),
             Route::Calls { .. } => Some("calls"),
@@ -126,6 +172,16 @@ impl Route {
             | Route::Summary { sid }
             | Route::CallEvents { sid, .. }
             | Route::Call { sid, .. } => Some(sid),
+            _ => None,
+        }
+    }
+
+    /// The conference SID a per-conference route is about.
+    pub(crate) fn conference_sid(&self) -> Option<&str> {
+        match self {
+            Route::Conference { sid }
+            | Route::ConferenceParticipants { sid }
+            | Route::ConferenceParticipant { sid, .. } => Some(sid),
             _ => None,
         }
     }
@@ -161,6 +217,34 @@ mod tests {
             Some("calls")
         );
         assert_eq!(get("/v2/call_events"), Route::TelnyxEvents);
+        let cf = format!("CF{}", "b".repeat(32));
+        assert_eq!(get("/v1/Conferences"), Route::Conferences);
+        assert_eq!(
+            get(&format!("/v1/Conferences/{cf}")).conference_sid(),
+            Some(cf.as_str())
+        );
+        assert_eq!(
+            get(&format!("/v1/Conferences/{cf}/Participants")).name(),
+            Some("conference_participants")
+        );
+        assert_eq!(
+            get(&format!("/v1/Conferences/{cf}/Participants/CP1")),
+            Route::ConferenceParticipant {
+                sid: cf.clone(),
+                participant: "CP1".into()
+            }
+        );
+        assert_eq!(get("/2010-04-01/Accounts.json"), Route::Accounts);
+        assert_eq!(
+            get("/2010-04-01/Accounts/AC1.json"),
+            Route::Account {
+                account: "AC1".into()
+            }
+        );
+        assert_eq!(
+            Route::parse(&Method::POST, "/v1/Conferences"),
+            Route::NotAllowed(Api::Insights)
+        );
         assert_eq!(get("/"), Route::NotFound);
         assert_eq!(
             Route::parse(&Method::POST, "/v2/call_events"),

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::auth::Credentials;
+use super::auth::{Credentials, Principal};
 use super::config::{Faults, SimConfig};
 use super::faults::{self, Plan};
 use super::limit::Limits;
@@ -31,7 +31,7 @@ use super::paging::{LinkFaults, Params};
 use super::reply::{Reply, telnyx_error, twilio_error, twilio_not_found, twilio_unauthorized};
 use super::routes::{Api, Route};
 use super::stats::{SimStats, Stats};
-use super::{api_insights, api_rest, api_telnyx};
+use super::{api_conferences, api_insights, api_rest, api_telnyx};
 
 /// Shared state of a running simulator.
 struct App {
@@ -70,15 +70,23 @@ pub async fn start(config: SimConfig, port: u16) -> io::Result<SimHandle> {
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     let addr = listener.local_addr()?;
     let model = Arc::new(Model::build(&config, format!("http://{addr}")));
+    let subaccounts: Vec<(String, String)> = model
+        .accounts()
+        .iter()
+        .skip(1)
+        .map(|a| (a.sid.clone(), a.auth_token().to_string()))
+        .collect();
+    let credentials = Credentials::new(
+        &config.account_sid,
+        &config.auth_token,
+        config.api_key.as_ref(),
+        &subaccounts,
+        &config.telnyx_key,
+    );
     let (stop, shutdown) = watch::channel(false);
     let app = Arc::new(App {
         model,
-        credentials: Credentials::new(
-            &config.account_sid,
-            &config.auth_token,
-            config.api_key.as_ref(),
-            &config.telnyx_key,
-        ),
+        credentials,
         faults: RwLock::new(Arc::new(config.faults.clone())),
         limits: config.rate_limit_per_sec.map(Limits::new),
         stats: Arc::new(Stats::default()),
@@ -165,15 +173,17 @@ async fn wait_for_shutdown(mut rx: watch::Receiver<bool>) {
 async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     let route = Route::parse(request.method(), request.uri().path());
     app.stats.request(route.name(), route.call_sid());
-    if let Err(reply) = gate(&app, &route, request.uri().path(), request.headers()) {
-        return deliver(&app, reply, Delivery::Whole);
-    }
+    let who = match gate(&app, &route, request.uri().path(), request.headers()) {
+        Ok(who) => who,
+        Err(reply) => return deliver(&app, reply, Delivery::Whole),
+    };
     let params = Params::parse(request.uri().query());
-    serve_api(&app, &route, &params).await
+    serve_api(&app, &route, &params, who).await
 }
 
-/// Unknown paths, wrong methods, bad credentials and the rate limit, in that order.
-fn gate(app: &App, route: &Route, path: &str, headers: &HeaderMap) -> Result<(), Reply> {
+/// Unknown paths, wrong methods, bad credentials and the rate limit, in that order; who the
+/// request authenticated as (the parent for Telnyx, which has no accounts).
+fn gate(app: &App, route: &Route, path: &str, headers: &HeaderMap) -> Result<Principal, Reply> {
     let Some(api) = route.api() else {
         return Err(twilio_not_found(path));
     };
@@ -188,7 +198,7 @@ fn gate(app: &App, route: &Route, path: &str, headers: &HeaderMap) -> Result<(),
             _ => twilio_error(StatusCode::METHOD_NOT_ALLOWED, 20004, "Method not allowed"),
         });
     }
-    match api {
+    let who = match api {
         Api::Telnyx if !app.credentials.telnyx_ok(headers) => {
             return Err(telnyx_error(
                 StatusCode::UNAUTHORIZED,
@@ -197,20 +207,21 @@ fn gate(app: &App, route: &Route, path: &str, headers: &HeaderMap) -> Result<(),
                 "The API key is missing or invalid: send Authorization: Bearer <key>",
             ));
         }
-        Api::Insights | Api::Rest if !app.credentials.twilio_ok(headers) => {
-            return Err(twilio_unauthorized());
-        }
-        _ => {}
-    }
+        Api::Telnyx => Principal(0),
+        Api::Insights | Api::Rest => app
+            .credentials
+            .twilio(headers)
+            .ok_or_else(twilio_unauthorized)?,
+    };
     if app.limits.as_ref().is_some_and(|l| !l.allow(api)) {
         app.stats.rate_limited();
         return Err(faults::too_many(api).with_retry_after(Some("1".to_string())));
     }
-    Ok(())
+    Ok(who)
 }
 
 /// Plans faults for an admitted API request and carries the plan out.
-async fn serve_api(app: &App, route: &Route, params: &Params) -> Response {
+async fn serve_api(app: &App, route: &Route, params: &Params, who: Principal) -> Response {
     let faults = app.faults();
     let seq = app.seq.fetch_add(1, Ordering::Relaxed);
     let seed = app.model.ctx().seed;
@@ -225,17 +236,18 @@ async fn serve_api(app: &App, route: &Route, params: &Params) -> Response {
         app.stats.fault();
     }
     let links = faults::link_faults(&faults, app.port);
+    let handle = || handle(app, route, params, &links, who);
     match plan {
-        Plan::Normal => deliver(app, handle(app, route, params, &links), Delivery::Whole),
+        Plan::Normal => deliver(app, handle(), Delivery::Whole),
         Plan::Fail(reply) => deliver(app, reply, Delivery::Whole),
-        Plan::Drop => deliver(app, handle(app, route, params, &links), Delivery::Drop),
-        Plan::Malformed => deliver(app, handle(app, route, params, &links), Delivery::Truncate),
+        Plan::Drop => deliver(app, handle(), Delivery::Drop),
+        Plan::Malformed => deliver(app, handle(), Delivery::Truncate),
         Plan::Slow(delay) => {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = wait_for_shutdown(app.shutdown.clone()) => {}
             }
-            deliver(app, handle(app, route, params, &links), Delivery::Whole)
+            deliver(app, handle(), Delivery::Whole)
         }
         Plan::Hang => {
             wait_for_shutdown(app.shutdown.clone()).await;
@@ -246,17 +258,29 @@ async fn serve_api(app: &App, route: &Route, params: &Params) -> Response {
     }
 }
 
-/// The route's handler.
-fn handle(app: &App, route: &Route, params: &Params, links: &LinkFaults) -> Reply {
+/// The route's handler, for a request from `who`.
+fn handle(app: &App, route: &Route, params: &Params, links: &LinkFaults, who: Principal) -> Reply {
     let m = &app.model;
     let result = match route {
-        Route::InsightsEvents { sid } => api_insights::events(m, sid, params, links),
-        Route::InsightsMetrics { sid } => api_insights::metrics(m, sid, params, links),
-        Route::Summary { sid } => api_insights::summary(m, sid),
-        Route::Summaries => api_insights::summaries(m, params, links),
-        Route::CallEvents { account, sid } => api_rest::call_events(m, account, sid, params, links),
-        Route::Call { account, sid } => api_rest::call(m, account, sid),
-        Route::Calls { account } => api_rest::calls(m, account, params, links),
+        Route::InsightsEvents { sid } => api_insights::events(m, who, sid, params, links),
+        Route::InsightsMetrics { sid } => api_insights::metrics(m, who, sid, params, links),
+        Route::Summary { sid } => api_insights::summary(m, who, sid),
+        Route::Summaries => api_insights::summaries(m, who, params, links),
+        Route::Conferences => api_conferences::conferences(m, who, params, links),
+        Route::Conference { sid } => api_conferences::conference(m, who, sid),
+        Route::ConferenceParticipants { sid } => {
+            api_conferences::participants(m, who, sid, params, links)
+        }
+        Route::ConferenceParticipant { sid, participant } => {
+            api_conferences::participant(m, who, sid, participant)
+        }
+        Route::Accounts => api_rest::accounts(m, who, params, links),
+        Route::Account { account } => api_rest::account(m, who, account),
+        Route::CallEvents { account, sid } => {
+            api_rest::call_events(m, who, account, sid, params, links)
+        }
+        Route::Call { account, sid } => api_rest::call(m, who, account, sid),
+        Route::Calls { account } => api_rest::calls(m, who, account, params, links),
         Route::TelnyxEvents => api_telnyx::call_events(m, params, &app.faults()),
         Route::NotAllowed(_) | Route::NotFound => Err(twilio_not_found("")),
     };

@@ -14,12 +14,15 @@ pub struct SimStats {
     pub rate_limited: u64,
     /// Faults injected (429, 5xx, slow, drop, hang, malformed, failing call SIDs).
     pub injected_faults: u64,
-    /// Per table name, rows in 200 responses whose body was sent whole.
+    /// Per table name, rows in 200 responses whose body was sent whole (`calls`,
+    /// `call_events`, `insights_events`, `insights_metrics`, `call_summaries`, `conferences`,
+    /// `conference_participants`, `accounts`, `telnyx_call_events`).
     pub rows_served: BTreeMap<String, u64>,
     /// Per call SID, requests to the Insights and REST per-call routes.
     pub requests_by_call: BTreeMap<String, u64>,
     /// Per route name (`insights_events`, `insights_metrics`, `call_events`, `call`, `calls`,
-    /// `summaries`, `summary`, `telnyx_call_events`).
+    /// `summaries`, `summary`, `conferences`, `conference`, `conference_participants`,
+    /// `conference_participant`, `accounts`, `account`, `telnyx_call_events`).
     pub requests_by_route: BTreeMap<String, u64>,
 }
 

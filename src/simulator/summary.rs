@@ -130,7 +130,7 @@ pub(crate) fn summary<'a>(ctx: &'a Ctx, idx: usize, call: &'a SimCall) -> Summar
             .then(|| edge_summary(ctx, idx, call, &facts, name))
     };
     Summary {
-        account_sid: &ctx.account_sid,
+        account_sid: &call.account_sid,
         call_sid: &call.sid,
         call_type: call.call_type.summary_name(),
         call_state: "completed",
@@ -149,7 +149,7 @@ pub(crate) fn summary<'a>(ctx: &'a Ctx, idx: usize, call: &'a SimCall) -> Summar
         sip_edge: edge("sip_edge"),
         tags: tags(&facts),
         attributes: Attributes {
-            conference_participant: false,
+            conference_participant: call.conference_sid.is_some(),
         },
         properties: CallProperties {
             last_sip_response_num: 200,
