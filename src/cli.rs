@@ -58,6 +58,9 @@ pub enum Command {
         /// Fetch these calls (repeatable).
         #[arg(long = "call-sid", value_name = "SID")]
         call_sids: Vec<String>,
+        /// Fetch these conferences and their participants (repeatable).
+        #[arg(long = "conference-sid", value_name = "SID")]
+        conference_sids: Vec<String>,
         /// Telnyx call legs to fetch (repeatable).
         #[arg(long = "leg-id", value_name = "UUID")]
         leg_ids: Vec<String>,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::cli::{Cli, Command, SimulateArgs, WindowArgs};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::ids::{CallSid, TelnyxId};
+use crate::ids::{CallSid, ConferenceSid, TelnyxId};
 use crate::job::plan::{LONG_WINDOW_DAYS, RUN_WINDOW_DAYS, check_window_start};
 use crate::job::{JobConfig, JobPlan};
 use crate::run::{self, RunMode, RunOptions, RunReport};
@@ -26,6 +26,7 @@ pub async fn dispatch(cli: &Cli) -> Result<Exit> {
         Command::Run {
             job,
             call_sids,
+            conference_sids,
             leg_ids,
             session_ids,
             window,
@@ -33,7 +34,8 @@ pub async fn dispatch(cli: &Cli) -> Result<Exit> {
             yes,
             wait,
         } => {
-            let mode = run_mode(call_sids, leg_ids, session_ids, window)?;
+            let ids = [call_sids, conference_sids, leg_ids, session_ids];
+            let mode = run_mode(ids, window)?;
             let plan = load_plan(job, output.as_deref())?;
             run_checked(cli, plan, mode, (*yes, *wait)).await
         }
@@ -132,18 +134,21 @@ where
     Ok(parsed)
 }
 
+/// The mode of `run`: given ids (`--call-sid`, `--conference-sid`, `--leg-id`,
+/// `--session-id`), a window, or (neither) the nightly window.
 fn run_mode(
-    call_sids: &[String],
-    leg_ids: &[String],
-    session_ids: &[String],
+    [call_sids, conference_sids, leg_ids, session_ids]: [&Vec<String>; 4],
     window: &WindowArgs,
 ) -> Result<RunMode> {
     let calls: Vec<CallSid> = parse_ids(call_sids, "--call-sid")?;
+    let conferences: Vec<ConferenceSid> = parse_ids(conference_sids, "--conference-sid")?;
     let legs: Vec<TelnyxId> = parse_ids(leg_ids, "--leg-id")?;
     let sessions: Vec<TelnyxId> = parse_ids(session_ids, "--session-id")?;
+    let twilio_ids = !calls.is_empty() || !conferences.is_empty();
     match parse_window(window)? {
-        Some(_) if !calls.is_empty() => Err(Error::Input(
-            "give either --call-sid or --from/--to, not both (a window finds its calls itself)"
+        Some(_) if twilio_ids => Err(Error::Input(
+            "give either --call-sid/--conference-sid or --from/--to, not both (a window finds \
+             its calls and conferences itself)"
                 .into(),
         )),
         Some((from, to)) => Ok(RunMode::Window {
@@ -152,9 +157,10 @@ fn run_mode(
             legs,
             sessions,
         }),
-        None if calls.is_empty() && legs.is_empty() && sessions.is_empty() => Ok(RunMode::Nightly),
+        None if !twilio_ids && legs.is_empty() && sessions.is_empty() => Ok(RunMode::Nightly),
         None => Ok(RunMode::Ids {
             calls,
+            conferences,
             legs,
             sessions,
         }),
@@ -162,17 +168,23 @@ fn run_mode(
 }
 
 fn check_mode_fits(plan: &JobPlan, mode: &RunMode, options: &RunOptions) -> Result<()> {
-    let twilio = !tables::of_unit(&plan.tables, UnitKind::Call).is_empty();
-    let telnyx = !tables::of_unit(&plan.tables, UnitKind::TelnyxEvents).is_empty();
+    let has = |unit| !tables::of_unit(&plan.tables, unit).is_empty();
+    let (twilio, telnyx) = (has(UnitKind::Call), has(UnitKind::TelnyxEvents));
     if let RunMode::Ids {
         calls,
+        conferences,
         legs,
         sessions,
     } = mode
     {
         if !calls.is_empty() && !twilio {
             return Err(Error::Input(
-                "--call-sid needs a Twilio table (insights_events, insights_metrics, call_events, call_summaries) in the job".into(),
+                "--call-sid needs a per-call Twilio table (insights_events, insights_metrics, call_events, call_summaries, calls) in the job".into(),
+            ));
+        }
+        if !conferences.is_empty() && !has(UnitKind::Conference) {
+            return Err(Error::Input(
+                "--conference-sid needs conference_summaries or conference_participants in the job's tables".into(),
             ));
         }
         if (!legs.is_empty() || !sessions.is_empty()) && !telnyx {

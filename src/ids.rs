@@ -12,6 +12,14 @@ pub struct CallSid(String);
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AccountSid(String);
 
+/// A Twilio conference SID: `CF` followed by 32 hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConferenceSid(String);
+
+/// A Twilio conference participant SID: `CP` followed by 32 hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParticipantSid(String);
+
 /// A Telnyx call leg or session id: a UUID in its canonical 8-4-4-4-12 hex form.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TelnyxId(String);
@@ -52,6 +60,28 @@ impl FromStr for CallSid {
         }
     }
 }
+
+/// `FromStr` for a Twilio SID type: `prefix` and 32 hex digits.
+macro_rules! twilio_sid {
+    ($t:ty, $prefix:literal, $kind:literal) => {
+        impl FromStr for $t {
+            type Err = IdError;
+            fn from_str(value: &str) -> Result<Self, IdError> {
+                if is_twilio_sid(value, $prefix) {
+                    Ok(Self(value.to_string()))
+                } else {
+                    Err(id_error(
+                        $kind,
+                        value,
+                        concat!($prefix, " followed by 32 hex digits"),
+                    ))
+                }
+            }
+        }
+    };
+}
+twilio_sid!(ConferenceSid, "CF", "conference SID");
+twilio_sid!(ParticipantSid, "CP", "participant SID");
 
 impl FromStr for AccountSid {
     type Err = IdError;
@@ -133,6 +163,8 @@ macro_rules! id_common {
 id_common!(CallSid);
 id_common!(AccountSid);
 id_common!(TelnyxId);
+id_common!(ConferenceSid);
+id_common!(ParticipantSid);
 id_common!(Owner);
 
 #[cfg(test)]
@@ -156,6 +188,26 @@ mod tests {
         ] {
             assert!(bad.parse::<CallSid>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn conference_and_participant_sids_are_checked() {
+        let cf = format!("CF{}", "a".repeat(32));
+        assert!(cf.parse::<ConferenceSid>().is_ok());
+        assert!(
+            format!("CP{}", "0".repeat(32))
+                .parse::<ParticipantSid>()
+                .is_ok()
+        );
+        for bad in [
+            "",
+            &format!("CA{}", "a".repeat(32)),
+            &format!("CF{}", "a".repeat(31)),
+            &format!("CF{}g", "a".repeat(31)),
+        ] {
+            assert!(bad.parse::<ConferenceSid>().is_err(), "{bad}");
+        }
+        assert!(cf.parse::<ParticipantSid>().is_err());
     }
 
     #[test]

@@ -77,7 +77,11 @@ pub async fn render(plan: &JobPlan, lake: &Lake, now: DateTime<Utc>) -> Result<S
     }
     let nightly_end = HourSlice::from_time(now - plan.lag).start();
     let nightly_start = watermark.or(plan.start.map(|s| HourSlice::from_time(s).start()));
-    let owners = plan.owners();
+    let accounts = match plan.named_accounts() {
+        Some(accounts) => accounts,
+        None => accounts_with_coverage(plan, lake).await?,
+    };
+    let owners = plan.owners(&accounts);
     // A table of several accounts names the account on each of its lines.
     let twilio_accounts = owners
         .iter()
@@ -121,4 +125,28 @@ pub async fn render(plan: &JobPlan, lake: &Lake, now: DateTime<Utc>) -> Result<S
         }
     }
     Ok(out)
+}
+
+/// The Twilio accounts the job has coverage of (for `accounts = "all"`: which ones there are
+/// is the API's to say, and `status` sends no request).
+async fn accounts_with_coverage(
+    plan: &JobPlan,
+    lake: &Lake,
+) -> Result<Vec<crate::ids::AccountSid>> {
+    let folder = crate::sink::layout::coverage_dir(&plan.name);
+    let mut accounts: Vec<crate::ids::AccountSid> = lake
+        .list(&folder)
+        .await?
+        .iter()
+        .filter_map(|path| {
+            path.strip_prefix(&folder)?
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+        })
+        .filter_map(|name| name.parse().ok())
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    Ok(accounts)
 }

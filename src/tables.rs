@@ -7,7 +7,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::http::Api;
-use crate::sources::twilio_insights::{CallList, CallSummary, Resource};
+use crate::sources::twilio_insights::{
+    CallList, CallSummary, ConferenceParticipants, ConferenceSummary, Resource,
+};
 use crate::sources::{Source, telnyx, twilio_rest};
 
 /// The tables voxlake writes.
@@ -23,6 +25,12 @@ pub enum Table {
     CallSummaries,
     /// Telnyx call events.
     TelnyxCallEvents,
+    /// Twilio REST call records.
+    Calls,
+    /// Voice Insights conference summaries.
+    ConferenceSummaries,
+    /// Voice Insights conference participant summaries.
+    ConferenceParticipants,
 }
 
 /// What a table's rows are fetched by.
@@ -33,6 +41,8 @@ pub enum UnitKind {
     Call,
     /// A Telnyx listing (a window, a leg, a session): rows commit in the hour they occurred.
     TelnyxEvents,
+    /// A Twilio conference SID: its rows commit in the hour it started.
+    Conference,
 }
 
 /// Everything voxlake knows about a table besides its columns.
@@ -59,7 +69,7 @@ static INSIGHTS_EVENTS: CallList = CallList(Resource::Events);
 static INSIGHTS_METRICS: CallList = CallList(Resource::Metrics);
 
 /// The registry, in [`Table::ALL`] order.
-static SPECS: [TableSpec; 5] = [
+static SPECS: [TableSpec; 8] = [
     TableSpec {
         table: Table::InsightsEvents,
         name: "insights_events",
@@ -110,16 +120,49 @@ static SPECS: [TableSpec; 5] = [
         group: "telnyx",
         source: &telnyx::CallEventsList,
     },
+    TableSpec {
+        table: Table::Calls,
+        name: "calls",
+        schema_text: include_str!("../schemas/calls.toml"),
+        api: Api::TwilioRest,
+        unit: UnitKind::Call,
+        unit_column: "sid",
+        group: "twilio",
+        source: &twilio_rest::CallRecord,
+    },
+    TableSpec {
+        table: Table::ConferenceSummaries,
+        name: "conference_summaries",
+        schema_text: include_str!("../schemas/conference_summaries.toml"),
+        api: Api::TwilioInsights,
+        unit: UnitKind::Conference,
+        unit_column: "conference_sid",
+        group: "conferences",
+        source: &ConferenceSummary,
+    },
+    TableSpec {
+        table: Table::ConferenceParticipants,
+        name: "conference_participants",
+        schema_text: include_str!("../schemas/conference_participants.toml"),
+        api: Api::TwilioInsights,
+        unit: UnitKind::Conference,
+        unit_column: "conference_sid",
+        group: "conferences",
+        source: &ConferenceParticipants,
+    },
 ];
 
 impl Table {
     /// Every table, in a stable order.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 8] = [
         Table::InsightsEvents,
         Table::InsightsMetrics,
         Table::CallEvents,
         Table::CallSummaries,
         Table::TelnyxCallEvents,
+        Table::Calls,
+        Table::ConferenceSummaries,
+        Table::ConferenceParticipants,
     ];
 
     /// The table's spec.

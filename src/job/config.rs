@@ -32,6 +32,11 @@ pub struct JobConfig {
     /// killed while holding one makes the others wait.
     #[serde(default = "default_lease")]
     pub lease: String,
+    /// The Twilio accounts to fetch: `["AC…", …]` (subaccounts of the credential's account,
+    /// or itself), or `"all"` (every active account `Accounts.json` lists for the
+    /// credentials). Default: the credential's own account.
+    #[serde(default)]
+    pub accounts: Option<AccountsKey>,
     /// Twilio settings.
     #[serde(default)]
     pub twilio: TwilioSection,
@@ -44,6 +49,16 @@ pub struct JobConfig {
     /// Parquet file settings.
     #[serde(default)]
     pub parquet: ParquetSection,
+}
+
+/// `accounts = "all"` or `accounts = ["AC…", …]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AccountsKey {
+    /// `"all"`.
+    Name(String),
+    /// Account SIDs.
+    List(Vec<String>),
 }
 
 fn default_lag() -> String {

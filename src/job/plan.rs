@@ -36,6 +36,17 @@ pub enum Discovery {
     Summaries,
 }
 
+/// Which Twilio accounts a job fetches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accounts {
+    /// The credential's own account.
+    Own,
+    /// These accounts (subaccounts of the credential's account, or itself).
+    Listed(Vec<AccountSid>),
+    /// Every active account `Accounts.json` lists for the credentials, found at run time.
+    All,
+}
+
 /// Twilio credentials and the account they belong to.
 #[derive(Clone, Debug)]
 pub struct Credentials {
@@ -60,6 +71,8 @@ pub struct TwilioPlan {
     pub page_size: u32,
     /// Credentials (None when no Twilio table is asked for).
     pub credentials: Option<Credentials>,
+    /// The accounts to fetch.
+    pub accounts: Accounts,
 }
 
 /// Telnyx settings, checked.
@@ -153,18 +166,33 @@ pub struct JobPlan {
 }
 
 impl JobPlan {
-    /// Who the job's tables belong to: the Twilio account (for the Twilio tables) and the
-    /// Telnyx key's account (for the Telnyx table), each with its tables.
-    pub fn owners(&self) -> Vec<(Owner, Vec<Table>)> {
+    /// The Twilio accounts the job names (None for `accounts = "all"`, known only once the
+    /// API is asked).
+    pub fn named_accounts(&self) -> Option<Vec<AccountSid>> {
+        let own = self
+            .twilio
+            .credentials
+            .as_ref()
+            .map(|c| c.account_sid.clone());
+        match &self.twilio.accounts {
+            Accounts::Own => Some(own.into_iter().collect()),
+            Accounts::Listed(list) => Some(list.clone()),
+            Accounts::All => None,
+        }
+    }
+
+    /// Who the job's tables belong to: each Twilio account of `accounts` (for the Twilio
+    /// tables) and the Telnyx key's account (for the Telnyx table), each with its tables.
+    pub fn owners(&self, accounts: &[AccountSid]) -> Vec<(Owner, Vec<Table>)> {
         let (telnyx, twilio): (Vec<Table>, Vec<Table>) = self
             .tables
             .iter()
             .partition(|t| t.spec().api == crate::http::Api::Telnyx);
         let mut owners = Vec::new();
-        if let Some(credentials) = &self.twilio.credentials
-            && !twilio.is_empty()
-        {
-            owners.push((Owner::twilio(&credentials.account_sid), twilio));
+        if self.twilio.credentials.is_some() && !twilio.is_empty() {
+            for account in accounts {
+                owners.push((Owner::twilio(account), twilio.clone()));
+            }
         }
         if let Some(key) = &self.telnyx.api_key
             && !telnyx.is_empty()
@@ -308,6 +336,7 @@ impl JobPlan {
                 as usize,
             page_size: in_range("twilio.page_size", config.twilio.page_size, 1, 1000)?,
             credentials: needs_twilio.then(|| twilio_credentials(env)).transpose()?,
+            accounts: parse_accounts(config.accounts.as_ref())?,
         };
         let telnyx = TelnyxPlan {
             api_url: parse_origin("telnyx.api_url", &config.telnyx.api_url)?,
@@ -338,6 +367,32 @@ impl JobPlan {
             http: http_plan(&config.http)?,
             parquet: parquet_plan(&config.parquet)?,
         })
+    }
+}
+
+fn parse_accounts(key: Option<&super::config::AccountsKey>) -> Result<Accounts, String> {
+    use super::config::AccountsKey;
+    match key {
+        None => Ok(Accounts::Own),
+        Some(AccountsKey::Name(name)) if name == "all" => Ok(Accounts::All),
+        Some(AccountsKey::Name(other)) => Err(format!(
+            "accounts = {other:?}: use \"all\" or a list of account SIDs ([\"AC…\"])"
+        )),
+        Some(AccountsKey::List(list)) if list.is_empty() => {
+            Err("accounts = []: name at least one account SID, or leave the key out".into())
+        }
+        Some(AccountsKey::List(list)) => {
+            let mut sids = list
+                .iter()
+                .map(|s| {
+                    s.trim()
+                        .parse::<AccountSid>()
+                        .map_err(|e| format!("accounts: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            sids.dedup();
+            Ok(Accounts::Listed(sids))
+        }
     }
 }
 

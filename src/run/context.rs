@@ -13,7 +13,7 @@ use crate::events::{DriftLog, RunStats};
 use crate::flatten::{FlattenPlan, Lineage};
 use crate::hours::HourSlice;
 use crate::http::Api;
-use crate::ids::Owner;
+use crate::ids::{AccountSid, Owner};
 use crate::job::JobPlan;
 use crate::schema::Table;
 use crate::sink::Lake;
@@ -40,8 +40,10 @@ pub(crate) struct RunContext {
     pub stop: Arc<Stop>,
     /// The clock pinned by `--now`; None = the real clock.
     pub pinned_now: Option<DateTime<Utc>>,
-    /// The account the Twilio tables belong to, and the Telnyx key's.
-    pub twilio_owner: Option<Owner>,
+    /// The Twilio accounts the run fetches (the credential's own, or its subaccounts).
+    pub accounts: Vec<AccountSid>,
+    /// Every owner of the run's tables, with its tables.
+    pub owners: Vec<(Owner, Vec<Table>)>,
     /// The Telnyx key's account.
     pub telnyx_owner: Option<Owner>,
     /// The job's coverage of its tables.
@@ -53,7 +55,7 @@ pub(crate) struct RunContext {
 impl RunContext {
     /// Builds the context (the clients, the flatten plans, the owners).
     pub(crate) fn new(
-        plan: JobPlan,
+        (plan, accounts): (JobPlan, Vec<AccountSid>),
         clients: Clients,
         sink: SinkContext,
         (lineage, coverage): (Lineage, CoverageSet),
@@ -64,11 +66,7 @@ impl RunContext {
             .into_iter()
             .map(|t| (t, FlattenPlan::new(sink.schemas.get(t))))
             .collect();
-        let twilio_owner = plan
-            .twilio
-            .credentials
-            .as_ref()
-            .map(|c| Owner::twilio(&c.account_sid));
+        let owners = plan.owners(&accounts);
         let telnyx_owner = plan.telnyx.api_key.as_ref().map(Owner::telnyx);
         RunContext {
             plan,
@@ -79,7 +77,8 @@ impl RunContext {
             drift: DriftLog::default(),
             stop,
             pinned_now,
-            twilio_owner,
+            accounts,
+            owners,
             telnyx_owner,
             coverage: tokio::sync::Mutex::new(coverage),
             flatten_plans,
@@ -133,6 +132,16 @@ impl RunContext {
     ) -> Result<()> {
         let mut coverage = self.coverage.lock().await;
         coverage.mark_done(self.lake(), owner, tables, slice).await
+    }
+
+    /// The account the credentials are of (its subaccounts are asked for by name).
+    pub(crate) fn credentials_account(&self) -> Result<&AccountSid> {
+        Ok(&self.clients.credentials()?.account_sid)
+    }
+
+    /// True when a refused credential concerns one account of several, not the whole run.
+    pub(crate) fn several_accounts(&self) -> bool {
+        self.accounts.len() > 1
     }
 
     /// True when the owner's `tables` are all done for the hour.

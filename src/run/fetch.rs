@@ -26,13 +26,15 @@ use crate::tables::{self, UnitKind};
 /// Rows a table's pages gather before they are handed to the hour.
 pub(crate) const FLUSH_ROWS: usize = 8192;
 
-/// Where a unit's rows go.
+/// Where a unit's rows go: an account's hour of one group of tables.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct HourKey {
     /// The account the hour's files belong to.
     pub owner: Owner,
     /// The hour.
     pub slice: HourSlice,
+    /// The tables' commit group (`twilio`, `conferences`, `telnyx`).
+    pub group: &'static str,
 }
 
 /// What a unit's task reports to the pipeline, in order: rows and progress, then done.
@@ -58,8 +60,22 @@ pub(crate) enum Event {
 pub(crate) enum Scope {
     /// This unit failed; the others go on.
     Unit,
-    /// The whole run must stop: credentials refused, a link off the origin, the run stopping.
+    /// The credentials were refused: for one account of several that fails that account's
+    /// units only; for the run's only account, the run.
+    Account,
+    /// The whole run must stop: a link off the origin, the run stopping.
     Run,
+}
+
+impl UnitError {
+    /// How far the failure reaches in a run of one or of several accounts.
+    pub(crate) fn reach(&self, several_accounts: bool) -> Scope {
+        match self.scope {
+            Scope::Account if several_accounts => Scope::Unit,
+            Scope::Account => Scope::Run,
+            other => other,
+        }
+    }
 }
 
 /// Why a unit failed.
@@ -71,19 +87,17 @@ pub(crate) struct UnitError {
 
 impl From<SourceError> for UnitError {
     fn from(e: SourceError) -> Self {
-        let run_wide = matches!(
-            &e,
-            SourceError::Http(HttpError::ForeignUrl { .. })
-                | SourceError::Http(HttpError::Status {
-                    status: 401 | 403,
-                    ..
-                })
-                | SourceError::Http(HttpError::Setup { .. })
-                | SourceError::Consumer(_)
-        );
+        let scope = match &e {
+            SourceError::Http(HttpError::Status {
+                status: 401 | 403, ..
+            }) => Scope::Account,
+            SourceError::Http(HttpError::ForeignUrl { .. } | HttpError::Setup { .. })
+            | SourceError::Consumer(_) => Scope::Run,
+            _ => Scope::Unit,
+        };
         UnitError {
             reason: e.to_string(),
-            scope: if run_wide { Scope::Run } else { Scope::Unit },
+            scope,
         }
     }
 }
@@ -121,6 +135,7 @@ pub(crate) async fn fetch(
 ) -> Result<(), UnitError> {
     let kind = match unit {
         Unit::Call { .. } => UnitKind::Call,
+        Unit::Conference { .. } => UnitKind::Conference,
         Unit::Telnyx(_) => UnitKind::TelnyxEvents,
     };
     let tables = tables::of_unit(&ctx.plan.tables, kind);
@@ -163,7 +178,7 @@ impl<'a> UnitPages<'a> {
     ) -> UnitPages<'a> {
         let (call_sid, account_sid) = match unit {
             Unit::Call { sid, account, .. } => (Some(sid.as_str()), Some(account.as_str())),
-            Unit::Telnyx(_) => (None, None),
+            Unit::Conference { .. } | Unit::Telnyx(_) => (None, None),
         };
         UnitPages {
             ctx,
@@ -218,6 +233,7 @@ impl<'a> UnitPages<'a> {
                         let hour = HourKey {
                             owner: owner.clone(),
                             slice,
+                            group: self.table.spec().group,
                         };
                         (hour, part)
                     })

@@ -21,7 +21,7 @@ use crate::events::RunStats;
 use crate::flatten::Lineage;
 use crate::hours::HourSlice;
 use crate::http::HttpStats;
-use crate::ids::{CallSid, Owner, TelnyxId};
+use crate::ids::{CallSid, ConferenceSid, Owner, TelnyxId};
 use crate::job::JobPlan;
 use crate::job::plan::LONG_WINDOW_DAYS;
 use crate::progress::Progress;
@@ -34,9 +34,10 @@ use crate::sink::lock::{Holder, LeaseTime, Lock, LockName, Wait};
 use crate::sink::parquet::WriterSettings;
 use crate::state::{CoverageSet, JobState, LastRun};
 use crate::stop::Stop;
+use crate::tables::UnitKind as TableUnit;
 use clients::Clients;
 use context::RunContext;
-use pipeline::Landed;
+use report::Landed;
 pub use report::{FailedUnit, HttpCounts, Outcome, RunReport, UnitKind};
 use units::Work;
 
@@ -47,6 +48,8 @@ pub enum RunMode {
     Ids {
         /// Twilio calls.
         calls: Vec<CallSid>,
+        /// Twilio conferences.
+        conferences: Vec<ConferenceSid>,
         /// Telnyx legs.
         legs: Vec<TelnyxId>,
         /// Telnyx sessions.
@@ -171,7 +174,8 @@ async fn execute_locked(
         plan.check_window_length(window, LONG_WINDOW_DAYS, "nightly catch-up", options.yes)?;
         plan.check_telnyx_lookback(window.0, now, false)?;
     }
-    let owners = plan.owners();
+    let accounts = units::accounts(&plan, &clients).await?;
+    let owners = plan.owners(&accounts);
     let sink = SinkContext::new(
         lake.clone(),
         schemas,
@@ -194,7 +198,7 @@ async fn execute_locked(
         run_id: Arc::clone(&run_id),
     };
     let ctx = Arc::new(RunContext::new(
-        plan,
+        (plan, accounts),
         clients,
         sink,
         (lineage, coverage),
@@ -276,35 +280,52 @@ async fn execute_locked(
     }
 }
 
-/// Plans the mode's work and runs it through the pipeline: the Twilio producer (given calls
-/// resolved, or a window's calls discovered) and the Telnyx work feed one channel.
+/// Plans the mode's work and runs it through the pipeline: the Twilio producers (given calls
+/// and conferences resolved, or a window's discovered, per account) and the Telnyx work feed
+/// one channel.
 async fn run_mode(
     ctx: &Arc<RunContext>,
     mode: &RunMode,
     window: Option<(DateTime<Utc>, DateTime<Utc>)>,
 ) -> Result<Landed> {
     let (tx, rx) = mpsc::channel::<Work>(4);
-    let twilio = !units::twilio_tables(ctx).is_empty();
-    let telnyx = ctx.telnyx_owner.is_some()
-        && ctx
-            .plan
-            .tables
-            .iter()
-            .any(|t| t.spec().unit == crate::tables::UnitKind::TelnyxEvents);
+    let has = |unit| !units::tables_of(ctx, unit).is_empty();
+    let (calls, conferences) = (has(TableUnit::Call), has(TableUnit::Conference));
+    let telnyx = ctx.telnyx_owner.is_some() && has(TableUnit::TelnyxEvents);
+    let mut producers: Vec<tokio::task::JoinHandle<Result<Landed>>> = Vec::new();
+    let skip_done = matches!(mode, RunMode::Nightly | RunMode::Backfill { .. });
+    match (mode, window) {
+        (
+            RunMode::Ids {
+                calls: sids,
+                conferences: conference_sids,
+                ..
+            },
+            _,
+        ) => {
+            if calls && !sids.is_empty() {
+                let task = units::calls_by_sid(Arc::clone(ctx), sids.clone(), tx.clone());
+                producers.push(tokio::spawn(task));
+            }
+            if conferences && !conference_sids.is_empty() {
+                let sids = conference_sids.clone();
+                let task = units::conferences_by_sid(Arc::clone(ctx), sids, tx.clone());
+                producers.push(tokio::spawn(task));
+            }
+        }
+        (_, Some(window)) => {
+            if calls {
+                let task = units::twilio_window(Arc::clone(ctx), window, skip_done, tx.clone());
+                producers.push(tokio::spawn(task));
+            }
+            if conferences {
+                let task = units::conference_window(Arc::clone(ctx), window, skip_done, tx.clone());
+                producers.push(tokio::spawn(task));
+            }
+        }
+        (_, None) => {}
+    }
     let mut telnyx_work = Vec::new();
-    let producer = match (mode, window) {
-        (RunMode::Ids { calls, .. }, _) if !calls.is_empty() && twilio => {
-            let task = units::calls_by_sid(Arc::clone(ctx), calls.clone(), tx.clone());
-            Some(Producer::Calls(tokio::spawn(task)))
-        }
-        (RunMode::Ids { .. }, _) | (_, None) => None,
-        (mode, Some(window)) if twilio => {
-            let skip_done = !matches!(mode, RunMode::Window { .. });
-            let task = units::twilio_window(Arc::clone(ctx), window, skip_done, tx.clone());
-            Some(Producer::Window(tokio::spawn(task), window))
-        }
-        _ => None,
-    };
     if telnyx {
         match (mode, window) {
             (
@@ -314,8 +335,7 @@ async fn run_mode(
                 telnyx_work.push(units::telnyx_ids(ctx, legs, sessions, window)?);
             }
             (RunMode::Ids { .. }, _) | (_, None) => {}
-            (mode, Some(window)) => {
-                let skip_done = !matches!(mode, RunMode::Window { .. });
+            (_, Some(window)) => {
                 telnyx_work.extend(units::telnyx_window(ctx, window, skip_done).await?);
             }
         }
@@ -331,58 +351,22 @@ async fn run_mode(
         })
     };
     drop(tx);
-    let mut landed = pipeline::run(Arc::clone(ctx), rx).await?;
-    feeder
-        .await
-        .map_err(|e| Error::Internal(format!("the Telnyx planner stopped: {e}")))?;
-    if let Some(producer) = producer {
-        producer.finish(&mut landed).await?;
+    let landed = pipeline::run(Arc::clone(ctx), rx).await?;
+    let stopped = |e: tokio::task::JoinError| Error::Internal(format!("planning stopped: {e}"));
+    feeder.await.map_err(stopped)?;
+    // What could not even be planned (unresolved SIDs, refused listings) comes first.
+    let mut planned = Landed::default();
+    for producer in producers {
+        planned.absorb(producer.await.map_err(stopped)??);
     }
+    planned.absorb(landed);
+    let mut landed = planned;
     if let (RunMode::Window { legs, sessions, .. }, Some((from, to))) = (mode, window)
         && (!legs.is_empty() || !sessions.is_empty())
     {
         landed.undone.extend(HourSlice::covering(from, to));
     }
     Ok(landed)
-}
-
-/// The task that finds the Twilio work of a run.
-enum Producer {
-    /// Given calls, resolved; gives the calls it could not resolve.
-    Calls(tokio::task::JoinHandle<Result<Vec<FailedUnit>>>),
-    /// A window's calls, discovered.
-    Window(
-        tokio::task::JoinHandle<Result<()>>,
-        (DateTime<Utc>, DateTime<Utc>),
-    ),
-}
-
-impl Producer {
-    /// Waits for it, and adds what it failed to find to `landed`.
-    async fn finish(self, landed: &mut Landed) -> Result<()> {
-        let stopped = |e: tokio::task::JoinError| Error::Internal(format!("planning stopped: {e}"));
-        match self {
-            Producer::Calls(task) => {
-                let failed = task.await.map_err(stopped)??;
-                landed.failed.splice(0..0, failed);
-            }
-            Producer::Window(task, (from, to)) => {
-                if let Err(e) = task.await.map_err(stopped)? {
-                    if !matches!(e, Error::Api(_)) {
-                        return Err(e);
-                    }
-                    landed.failed.push(FailedUnit::new(
-                        UnitKind::Discovery,
-                        "twilio discovery",
-                        None,
-                        e.to_string(),
-                    ));
-                    landed.undone.extend(HourSlice::covering(from, to));
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Before anything is fetched, under the job's lock: finishes the commits of the job's owners
@@ -446,7 +430,7 @@ async fn advance_watermark(
     landed: &Landed,
 ) -> DateTime<Utc> {
     let coverage = ctx.coverage.lock().await;
-    let owners = ctx.plan.owners();
+    let owners = &ctx.owners;
     HourSlice::covering(from, to)
         .into_iter()
         .find(|h| {

@@ -5,7 +5,7 @@
 //! failed call's or leg's rows are taken out of its hours, and those hours keep what the unit
 //! had before.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -15,15 +15,15 @@ use tokio::task::JoinSet;
 
 use super::context::RunContext;
 use super::fetch::{self, Event, HourKey, Route, Scope, UnitError};
-use super::report::{FailedUnit, UnitKind as FailedKind};
-use super::units::{Work, twilio_tables};
+use super::report::{FailedUnit, Landed, UnitKind as FailedKind};
+use super::units::Work;
 use crate::error::{Error, Result};
 use crate::events::RunStats;
 use crate::hours::HourSlice;
 use crate::ids::{Owner, TelnyxId};
 use crate::job::plan::EdgeMode;
 use crate::schema::Table;
-use crate::sink::hour::{HourBuild, Replace, commit_hour};
+use crate::sink::hour::{HourBuild, Replace, UNIT_COLUMN, commit_hour};
 use crate::sources::Unit;
 use crate::sources::telnyx::Filter;
 use crate::sources::twilio_rest::CallInfo;
@@ -33,24 +33,16 @@ use crate::timefmt::micros_to_day;
 /// Every edge an Insights list can be asked for.
 const ALL_EDGES: [&str; 4] = ["carrier_edge", "sip_edge", "sdk_edge", "client_edge"];
 
-/// What the pipeline landed.
-#[derive(Default)]
-pub(crate) struct Landed {
-    /// Hours committed.
-    pub committed: Vec<String>,
-    /// Files written.
-    pub files: Vec<String>,
-    /// Units that did not land.
-    pub failed: Vec<FailedUnit>,
-    /// Hours of the run's window not committed whole (failed units, partial hours).
-    pub undone: BTreeSet<HourSlice>,
-}
-
 /// How an hour replaces what it had, by the work it came from.
 #[derive(Clone, Copy, Debug)]
 enum Policy {
-    /// A Twilio hour: wholly in a window (and then it is exactly its calls), or merged into.
-    Calls { whole: bool, closed: bool },
+    /// An hour of keyed units (calls, conferences): wholly in a window (and then it is exactly
+    /// its units), or merged into (the units' rows, by `column`, replaced).
+    Units {
+        whole: bool,
+        closed: bool,
+        column: &'static str,
+    },
     /// An hour of a Telnyx window: replaced whole, or (at the window's ends) in its part.
     Range {
         whole: bool,
@@ -66,16 +58,20 @@ struct OpenHour {
     policy: Policy,
     /// Units that may still add rows.
     waiting: usize,
-    /// Calls that landed whole.
+    /// Units (calls, conferences) that landed whole.
     ok: HashSet<String>,
     failed: Vec<FailedUnit>,
 }
 
 /// What a unit is, while it runs.
 enum UnitState {
-    Call {
+    /// A call or a conference: every row to its hour.
+    Keyed {
         hour: HourKey,
-        call: CallInfo,
+        unit: Unit,
+        label: String,
+        kind: FailedKind,
+        column: &'static str,
     },
     Range {
         owner: Owner,
@@ -185,21 +181,56 @@ impl Pipeline {
     async fn accept(&mut self, work: Work) -> Result<()> {
         match work {
             Work::TwilioHour {
-                owner,
+                account,
                 slice,
                 calls,
                 whole,
                 closed,
             } => {
-                let key = HourKey { owner, slice };
-                let tables = twilio_tables(&self.ctx);
-                let hour = self.open(&key, "twilio", tables, Policy::Calls { whole, closed });
-                hour.waiting = calls.len();
-                for call in calls {
-                    let hour = key.clone();
-                    self.new_unit(0, UnitState::Call { hour, call });
-                }
-                self.maybe_commit(&key).await
+                let units = calls
+                    .into_iter()
+                    .map(|call| {
+                        let label = call.sid.to_string();
+                        let unit = Unit::Call {
+                            sid: call.sid.clone(),
+                            account: account.clone(),
+                            edges: edges_for(self.ctx.plan.edges, &call),
+                            summary: call.summary,
+                            record: call.record,
+                        };
+                        (unit, label)
+                    })
+                    .collect();
+                let hour = (Owner::twilio(&account), slice, "twilio");
+                let kind = (UnitKind::Call, FailedKind::Call, UNIT_COLUMN);
+                self.accept_keyed(hour, kind, units, (whole, closed)).await
+            }
+            Work::ConferenceHour {
+                account,
+                slice,
+                conferences,
+                whole,
+                closed,
+            } => {
+                let units = conferences
+                    .into_iter()
+                    .map(|conference| {
+                        let label = conference.sid.to_string();
+                        let unit = Unit::Conference {
+                            sid: conference.sid,
+                            account: account.clone(),
+                            summary: Some(conference.summary),
+                        };
+                        (unit, label)
+                    })
+                    .collect();
+                let hour = (Owner::twilio(&account), slice, "conferences");
+                let kind = (
+                    UnitKind::Conference,
+                    FailedKind::Conference,
+                    "conference_sid",
+                );
+                self.accept_keyed(hour, kind, units, (whole, closed)).await
             }
             Work::TelnyxRange {
                 owner,
@@ -220,6 +251,7 @@ impl Pipeline {
                     let key = HourKey {
                         owner: owner.clone(),
                         slice: *slice,
+                        group: "telnyx",
                     };
                     let policy = Policy::Range {
                         whole,
@@ -248,6 +280,39 @@ impl Pipeline {
                 Ok(())
             }
         }
+    }
+
+    /// An hour of keyed units (calls or conferences) and its units: the hour waits for all.
+    async fn accept_keyed(
+        &mut self,
+        (owner, slice, group): (Owner, HourSlice, &'static str),
+        (unit_kind, kind, column): (UnitKind, FailedKind, &'static str),
+        units: Vec<(Unit, String)>,
+        (whole, closed): (bool, bool),
+    ) -> Result<()> {
+        let key = HourKey {
+            owner,
+            slice,
+            group,
+        };
+        let tables = tables::of_unit(&self.ctx.plan.tables, unit_kind);
+        let policy = Policy::Units {
+            whole,
+            closed,
+            column,
+        };
+        self.open(&key, group, tables, policy).waiting = units.len();
+        for (unit, label) in units {
+            let state = UnitState::Keyed {
+                hour: key.clone(),
+                unit,
+                label,
+                kind,
+                column,
+            };
+            self.new_unit(0, state);
+        }
+        self.maybe_commit(&key).await
     }
 
     /// The open hour `key`, opened with `policy` if it is not.
@@ -296,15 +361,7 @@ impl Pipeline {
             .get(&id)
             .ok_or_else(|| Error::Internal(format!("unit {id} is unknown")))?;
         Ok(match state {
-            UnitState::Call { hour, call } => {
-                let unit = Unit::Call {
-                    sid: call.sid.clone(),
-                    account: self.ctx.clients.credentials()?.account_sid.clone(),
-                    edges: edges_for(self.ctx.plan.edges, call),
-                    summary: call.summary.clone(),
-                };
-                (unit, Route::Fixed(hour.clone()))
-            }
+            UnitState::Keyed { hour, unit, .. } => (unit.clone(), Route::Fixed(hour.clone())),
             UnitState::Range {
                 owner, from, to, ..
             } => {
@@ -355,7 +412,7 @@ impl Pipeline {
             Event::Passed { unit, before } => self.passed(unit, before).await,
             Event::Done { unit, result } => {
                 let lane = match self.units.get(&unit) {
-                    Some(UnitState::Call { .. }) => 0,
+                    Some(UnitState::Keyed { .. }) => 0,
                     _ => 1,
                 };
                 self.lanes[lane].in_flight = self.lanes[lane].in_flight.saturating_sub(1);
@@ -371,8 +428,8 @@ impl Pipeline {
         table: Table,
         batch: &arrow::record_batch::RecordBatch,
     ) -> Result<()> {
-        let call_sid = match self.units.get(&unit) {
-            Some(UnitState::Call { call, .. }) => Some(call.sid.to_string()),
+        let label = match self.units.get(&unit) {
+            Some(UnitState::Keyed { label, .. }) => Some(label.clone()),
             Some(UnitState::Id { .. }) if !self.hours.contains_key(key) => {
                 let tables = vec![table];
                 let time = self.ids.window;
@@ -387,7 +444,7 @@ impl Pipeline {
         };
         let fallback_day = micros_to_day(key.slice.start().timestamp_micros());
         hour.build
-            .add(&ctx.sink, table, call_sid.as_deref(), batch, fallback_day)
+            .add(&ctx.sink, table, label.as_deref(), batch, fallback_day)
             .await
     }
 
@@ -405,6 +462,7 @@ impl Pipeline {
                 ready.push(HourKey {
                     owner: owner.clone(),
                     slice: hours[*released],
+                    group: "telnyx",
                 });
                 *released += 1;
             }
@@ -433,30 +491,34 @@ impl Pipeline {
             .remove(&unit)
             .ok_or_else(|| Error::Internal(format!("unit {unit} ended twice")))?;
         if let Err(e) = &result
-            && e.scope == Scope::Run
+            && e.reach(self.ctx.several_accounts()) == Scope::Run
         {
             return Err(Error::Api(e.reason.clone()));
         }
         let stats = Arc::clone(&self.ctx.stats);
         match (state, result) {
-            (UnitState::Call { hour, call }, result) => {
+            (
+                UnitState::Keyed {
+                    hour,
+                    label,
+                    kind,
+                    column,
+                    ..
+                },
+                result,
+            ) => {
                 if let Some(open) = self.hours.get_mut(&hour) {
                     match result {
                         Ok(()) => {
-                            open.ok.insert(call.sid.to_string());
+                            open.ok.insert(label);
                             RunStats::bump(&stats.calls_done, 1);
                         }
                         Err(e) => {
-                            tracing::warn!(call_sid = %call.sid, slice = %hour.slice,
-                                error = %e.reason, "call failed");
+                            tracing::warn!(unit = %label, slice = %hour.slice,
+                                error = %e.reason, "unit failed");
                             RunStats::bump(&stats.calls_failed, 1);
-                            open.build.drop_rows("call_sid", call.sid.as_str());
-                            let failed = FailedUnit::new(
-                                FailedKind::Call,
-                                call.sid.as_str(),
-                                Some(hour.slice),
-                                e.reason,
-                            );
+                            open.build.drop_rows(column, &label);
+                            let failed = FailedUnit::new(kind, &label, Some(hour.slice), e.reason);
                             open.failed.push(failed);
                         }
                     }
@@ -478,6 +540,7 @@ impl Pipeline {
                     .map(|slice| HourKey {
                         owner: owner.clone(),
                         slice: *slice,
+                        group: "telnyx",
                     })
                     .collect();
                 match result {
@@ -575,7 +638,11 @@ impl Pipeline {
         let clean = hour.failed.is_empty();
         self.landed.failed.append(&mut hour.failed.clone());
         let (replace, done) = match hour.policy {
-            Policy::Calls { whole, closed } => {
+            Policy::Units {
+                whole,
+                closed,
+                column,
+            } => {
                 if !clean && hour.ok.is_empty() {
                     self.landed.undone.insert(slice);
                     return Ok(());
@@ -584,7 +651,7 @@ impl Pipeline {
                     Replace::All
                 } else {
                     Replace::Matching {
-                        keys: vec![("call_sid", hour.ok.clone())],
+                        keys: vec![(column, hour.ok.clone())],
                         time: None,
                     }
                 };
@@ -631,11 +698,13 @@ impl Pipeline {
             tracing::info!(slice = %slice, group, calls = hour.ok.len(),
                 failed = hour.failed.len(), rows = committed.rows, "hour committed");
         }
-        self.landed.committed.push(if group == "twilio" {
-            slice.to_string()
-        } else {
-            format!("{slice} ({group})")
-        });
+        self.landed
+            .committed
+            .push(if group == "twilio" || group == "conferences" {
+                slice.to_string()
+            } else {
+                format!("{slice} ({group})")
+            });
         self.landed.files.extend(committed.files);
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! What a run says it did: the manifest (`_voxlake/runs/{run_id}.json`), the summary on
 //! stderr, and the outcome that decides the exit code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -44,6 +44,8 @@ impl Outcome {
 pub enum UnitKind {
     /// A Twilio call.
     Call,
+    /// A Twilio conference.
+    Conference,
     /// A Telnyx call leg.
     Leg,
     /// A Telnyx call session.
@@ -185,5 +187,28 @@ impl RunReport {
             out.push_str(&format!("  ERROR {error}\n"));
         }
         out
+    }
+}
+
+/// What a run's parts landed (the pipeline) or could not plan (discovery).
+#[derive(Default)]
+pub(crate) struct Landed {
+    /// Hours committed.
+    pub committed: Vec<String>,
+    /// Files written.
+    pub files: Vec<String>,
+    /// Units that did not land.
+    pub failed: Vec<FailedUnit>,
+    /// Hours of the run's window not committed whole (failed units, partial hours).
+    pub undone: BTreeSet<HourSlice>,
+}
+
+impl Landed {
+    /// Adds what another part of the run landed or missed.
+    pub(crate) fn absorb(&mut self, other: Landed) {
+        self.committed.extend(other.committed);
+        self.files.extend(other.files);
+        self.failed.extend(other.failed);
+        self.undone.extend(other.undone);
     }
 }

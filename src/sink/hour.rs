@@ -101,6 +101,20 @@ impl SinkContext {
     }
 }
 
+/// In a key of [`Replace::Matching`] or [`HourBuild::drop_rows`]: each table's own unit
+/// column (`call_sid`, `sid` for `calls`, `conference_sid`…), for a group of tables whose
+/// units are the same things named differently.
+pub const UNIT_COLUMN: &str = "@unit";
+
+/// The column `column` names in `table` ([`UNIT_COLUMN`] resolved).
+fn resolve(column: &'static str, table: Table) -> &'static str {
+    if column == UNIT_COLUMN {
+        table.spec().unit_column
+    } else {
+        column
+    }
+}
+
 /// Which of a slice's earlier rows this commit replaces (drops).
 #[derive(Clone, Debug)]
 pub enum Replace {
@@ -348,7 +362,8 @@ fn dropped_keys(
     let unit_column = table.spec().unit_column;
     let mut keys: BTreeMap<&'static str, HashSet<String>> = BTreeMap::new();
     for (column, value) in dropped {
-        if *column != unit_column || units.contains(value) {
+        let column = resolve(column, table);
+        if column != unit_column || units.contains(value) {
             keys.entry(column).or_default().insert(value.clone());
         }
     }
@@ -414,7 +429,7 @@ async fn copy_rows(
         let batch = batch.map_err(|e| Error::Lake(format!("reading {path}: {e}")))?;
         let batch =
             align(&batch, &schema.arrow).map_err(|e| Error::Lake(format!("{path}: {e}")))?;
-        let kept = keep_rows(&batch, replace, schema.partition_column)
+        let kept = keep_rows(&batch, replace, (table, schema.partition_column))
             .map_err(|e| Error::Lake(format!("{path}: {e}")))?;
         kept_units.extend(distinct(&kept, table.spec().unit_column));
         if kept.num_rows() > 0 {
@@ -440,7 +455,7 @@ fn read_parquet(
 fn keep_rows(
     batch: &RecordBatch,
     replace: &Replace,
-    partition: usize,
+    (table, partition): (Table, usize),
 ) -> std::result::Result<RecordBatch, String> {
     let Replace::Matching { keys, time } = replace else {
         return Ok(batch.slice(0, 0));
@@ -448,6 +463,7 @@ fn keep_rows(
     let key_columns = keys
         .iter()
         .map(|(column, set)| {
+            let column = resolve(column, table);
             batch
                 .column_by_name(column)
                 .and_then(|c| c.as_string_opt::<i32>())

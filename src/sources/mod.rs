@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::http::{ApiClient, HttpError};
-use crate::ids::{AccountSid, CallSid};
+use crate::ids::{AccountSid, CallSid, ConferenceSid};
 
 pub use pager::{LinkGuard, Pager, Paging};
 
@@ -139,6 +139,17 @@ pub enum Unit {
         /// The Insights `Edge` values to ask for (`None`: the call type's default edge).
         edges: Vec<Option<&'static str>>,
         /// Its summary as window discovery gave it, so that it is not fetched again.
+        summary: Option<Arc<str>>,
+        /// Its call resource as discovery (or the per-SID lookup) gave it.
+        record: Option<Arc<str>>,
+    },
+    /// A Twilio conference: its summary and its participants.
+    Conference {
+        /// The conference.
+        sid: ConferenceSid,
+        /// The account it belongs to.
+        account: AccountSid,
+        /// Its summary as discovery gave it.
         summary: Option<Arc<str>>,
     },
     /// Telnyx call events of a filter (a time range, a leg or a session).

@@ -1,15 +1,17 @@
 //! Twilio Voice Insights: per-call Events and Metrics (`/v1/Voice/{CallSid}/Events|Metrics`),
-//! paged by the absolute `meta.next_page_url`; a call's Summary; and the Summaries of a window
-//! (an alternative discovery of its calls).
+//! paged by the absolute `meta.next_page_url`; a call's Summary; the Summaries of a window (an
+//! alternative discovery of its calls); Conference Insights (a window's conferences, each one's
+//! summary and participants).
 
 use url::Url;
 
-use super::twilio_rest::{CallInfo, CallListing};
+use super::twilio_rest::{CallInfo, Listed, Listing};
 use super::{
     BodyError, PageMeta, Paging, Request, Source, SourceError, SourceSettings, Unit, pager,
 };
 use crate::http::ApiClient;
-use crate::ids::CallSid;
+use crate::ids::{AccountSid, CallSid, ConferenceSid};
+use crate::timefmt::parse_api_timestamp;
 
 /// The per-call Insights lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,27 +128,35 @@ struct SummaryKeys {
 }
 
 /// The calls started in [from, to) from `GET /v1/Voice/Summaries` (StartTime and EndTime both
-/// given, every processing state), each with its call type's edges and its summary.
+/// given, every processing state; `Subaccount` for a subaccount), each with its call type's
+/// edges and its summary.
 pub async fn discover_summaries(
     client: &ApiClient,
+    subaccount: Option<&AccountSid>,
     from: chrono::DateTime<chrono::Utc>,
     to: chrono::DateTime<chrono::Utc>,
     page_size: u32,
 ) -> Result<Vec<CallInfo>, SourceError> {
     let mut url = client.join("/v1/Voice/Summaries")?;
-    url.query_pairs_mut()
-        .append_pair(
-            "StartTime",
-            &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        )
-        .append_pair(
-            "EndTime",
-            &to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        )
-        .append_pair("ProcessingState", "all")
-        .append_pair("SortBy", "start_time")
-        .append_pair("PageSize", &page_size.to_string());
-    let mut list = CallListing::new(from, to, |body: &[u8]| {
+    {
+        let mut query = url.query_pairs_mut();
+        query
+            .append_pair(
+                "StartTime",
+                &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
+            .append_pair(
+                "EndTime",
+                &to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
+            .append_pair("ProcessingState", "all")
+            .append_pair("SortBy", "start_time");
+        if let Some(subaccount) = subaccount {
+            query.append_pair("Subaccount", subaccount.as_str());
+        }
+        query.append_pair("PageSize", &page_size.to_string());
+    }
+    let mut list = Listing::new(from, to, |body: &[u8]| {
         let page: SummariesPage =
             serde_json::from_slice(body).map_err(|e| BodyError(e.to_string()))?;
         let calls = page
@@ -162,7 +172,7 @@ pub async fn discover_summaries(
         Ok((calls, PageMeta(meta)))
     });
     pager::fetch_all(client, url, NEXT_PAGE_URL, &mut list).await?;
-    Ok(list.into_calls())
+    Ok(list.into_listed())
 }
 
 fn summary_call_info(raw: &serde_json::value::RawValue) -> Result<CallInfo, SourceError> {
@@ -184,5 +194,187 @@ fn summary_call_info(raw: &serde_json::value::RawValue) -> Result<CallInfo, Sour
         anchor_micros: anchor,
         edges: keys.call_type.as_deref().and_then(edges_of_call_type),
         summary: Some(raw.get().into()),
+        record: None,
     })
+}
+
+/// What voxlake needs to know of a conference before fetching its participants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConferenceInfo {
+    /// The conference.
+    pub sid: ConferenceSid,
+    /// The account it belongs to.
+    pub account: AccountSid,
+    /// When it started (or was created, for one that never started), µs: its hour.
+    pub anchor_micros: i64,
+    /// Its summary as the listing (or its own request) gave it (JSON).
+    pub summary: std::sync::Arc<str>,
+}
+
+impl Listed for ConferenceInfo {
+    fn anchor_micros(&self) -> i64 {
+        self.anchor_micros
+    }
+    fn key(&self) -> &str {
+        self.sid.as_str()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ConferenceKeys {
+    conference_sid: Option<String>,
+    account_sid: Option<String>,
+    start_time: Option<String>,
+    create_time: Option<String>,
+}
+
+/// What a conference summary's JSON text tells (and the text itself).
+fn conference_info(raw: &str) -> Result<ConferenceInfo, SourceError> {
+    let keys: ConferenceKeys = serde_json::from_str(raw)
+        .map_err(|e| SourceError::Record(format!("a conference is not an object: {e}")))?;
+    let sid: ConferenceSid = keys
+        .conference_sid
+        .as_deref()
+        .unwrap_or("")
+        .parse()
+        .map_err(|e| SourceError::Record(format!("conference: {e}")))?;
+    let account: AccountSid = keys
+        .account_sid
+        .as_deref()
+        .unwrap_or("")
+        .parse()
+        .map_err(|e| SourceError::Record(format!("conference {sid}: {e}")))?;
+    let anchor = [keys.start_time, keys.create_time]
+        .into_iter()
+        .flatten()
+        .find_map(|t| parse_api_timestamp(&t))
+        .ok_or_else(|| SourceError::Record(format!("conference {sid} has no start_time")))?;
+    Ok(ConferenceInfo {
+        sid,
+        account,
+        anchor_micros: anchor,
+        summary: raw.into(),
+    })
+}
+
+/// How long before it starts a conference may be created (the first participant waits for
+/// the others): a window's conferences are listed from this much before it.
+pub const CONFERENCE_CREATED_BEFORE_START_HOURS: i64 = 6;
+
+#[derive(serde::Deserialize)]
+struct ConferencesPage<'a> {
+    #[serde(borrow)]
+    conferences: Option<Vec<&'a serde_json::value::RawValue>>,
+    meta: Option<SummariesMeta>,
+}
+
+/// The conferences of `account` that started in [from, to): `GET /v1/Conferences` with
+/// `CreatedAfter`/`CreatedBefore` (from six hours before `from`, since a conference is created
+/// before it starts) and, for a subaccount, `Subaccount`; kept by start time.
+pub async fn discover_conferences(
+    client: &ApiClient,
+    (account, credentials_account): (&AccountSid, &AccountSid),
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    page_size: u32,
+) -> Result<Vec<ConferenceInfo>, SourceError> {
+    let created_after = from - chrono::Duration::hours(CONFERENCE_CREATED_BEFORE_START_HOURS);
+    let secs =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut url = client.join("/v1/Conferences")?;
+    {
+        let mut query = url.query_pairs_mut();
+        query
+            .append_pair("CreatedAfter", &secs(created_after))
+            .append_pair("CreatedBefore", &secs(to));
+        if account != credentials_account {
+            query.append_pair("Subaccount", account.as_str());
+        }
+        query.append_pair("PageSize", &page_size.to_string());
+    }
+    let mut list = Listing::new(from, to, |body: &[u8]| {
+        let page: ConferencesPage =
+            serde_json::from_slice(body).map_err(|e| BodyError(e.to_string()))?;
+        let conferences = page
+            .conferences
+            .unwrap_or_default()
+            .iter()
+            .map(|raw| conference_info(raw.get()))
+            .collect();
+        let mut meta = serde_json::Map::new();
+        if let Some(next) = page.meta.and_then(|m| m.next_page_url) {
+            meta.insert("meta".into(), serde_json::json!({ "next_page_url": next }));
+        }
+        Ok((conferences, PageMeta(meta)))
+    });
+    pager::fetch_all(client, url, NEXT_PAGE_URL, &mut list).await?;
+    Ok(list.into_listed())
+}
+
+/// One conference's summary (`GET /v1/Conferences/{ConferenceSid}`), to learn when it started.
+pub async fn fetch_conference(
+    client: &ApiClient,
+    sid: &ConferenceSid,
+) -> Result<ConferenceInfo, SourceError> {
+    let url = client.join(&format!("/v1/Conferences/{sid}"))?;
+    let info = client
+        .get_with(&url, |body| {
+            std::str::from_utf8(body)
+                .map_err(|e| e.to_string())
+                .and_then(|raw| conference_info(raw).map_err(|e| e.to_string()))
+        })
+        .await?;
+    if &info.sid != sid {
+        return Err(SourceError::Record(format!(
+            "asked for conference {sid}, the API answered with {}",
+            info.sid
+        )));
+    }
+    Ok(info)
+}
+
+/// A conference's summary (table `conference_summaries`): as discovery gave it, or else
+/// `GET /v1/Conferences/{ConferenceSid}`.
+pub struct ConferenceSummary;
+
+impl Source for ConferenceSummary {
+    fn requests(
+        &self,
+        client: &ApiClient,
+        unit: &Unit,
+        _: SourceSettings,
+    ) -> Result<Vec<Request>, SourceError> {
+        let Unit::Conference { sid, summary, .. } = unit else {
+            return Ok(Vec::new());
+        };
+        Ok(vec![match summary {
+            Some(known) => Request::Known(std::sync::Arc::clone(known)),
+            None => Request::Record(client.join(&format!("/v1/Conferences/{sid}"))?),
+        }])
+    }
+}
+
+/// A conference's participants (table `conference_participants`):
+/// `GET /v1/Conferences/{ConferenceSid}/Participants`, one summary per participant.
+pub struct ConferenceParticipants;
+
+impl Source for ConferenceParticipants {
+    fn requests(
+        &self,
+        client: &ApiClient,
+        unit: &Unit,
+        settings: SourceSettings,
+    ) -> Result<Vec<Request>, SourceError> {
+        let Unit::Conference { sid, .. } = unit else {
+            return Ok(Vec::new());
+        };
+        let mut first = client.join(&format!("/v1/Conferences/{sid}/Participants"))?;
+        first
+            .query_pairs_mut()
+            .append_pair("PageSize", &settings.page_size.to_string());
+        Ok(vec![Request::List {
+            first,
+            paging: NEXT_PAGE_URL,
+        }])
+    }
 }

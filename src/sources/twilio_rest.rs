@@ -1,9 +1,13 @@
 //! Twilio REST 2010-04-01: a call's events (`Calls/{CallSid}/Events.json`), the call resource
-//! (`Calls/{CallSid}.json`, for its start time), and the calls of a window (`Calls.json`),
-//! paged by the relative `next_page_uri`.
+//! (`Calls/{CallSid}.json`: table `calls`, and when a call started), the calls of a window
+//! (`Calls.json`), and an account's subaccounts (`Accounts.json`), paged by the relative
+//! `next_page_uri`.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::{
     BodyError, PageConsumer, PageMeta, PageOutcome, Paging, Request, Source, SourceError,
@@ -24,7 +28,19 @@ pub struct CallInfo {
     /// The Insights edges of its call type, when discovery knew the type (summaries).
     pub edges: Option<Vec<&'static str>>,
     /// Its call summary as the Summaries list gave it (JSON), so it is not fetched again.
-    pub summary: Option<std::sync::Arc<str>>,
+    pub summary: Option<Arc<str>>,
+    /// Its call resource as the listing (or its own request) gave it (JSON): the row of
+    /// table `calls`, so that no request is made for it.
+    pub record: Option<Arc<str>>,
+}
+
+impl Listed for CallInfo {
+    fn anchor_micros(&self) -> i64 {
+        self.anchor_micros
+    }
+    fn key(&self) -> &str {
+        self.sid.as_str()
+    }
 }
 
 #[derive(Deserialize)]
@@ -35,6 +51,14 @@ struct CallResource {
 }
 
 impl CallResource {
+    /// What a call resource's JSON text tells (and the text itself, as the call's record).
+    fn parse(raw: &str) -> Result<CallInfo, String> {
+        let resource: CallResource = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+        let mut info = resource.info()?;
+        info.record = Some(raw.into());
+        Ok(info)
+    }
+
     fn info(self) -> Result<CallInfo, String> {
         let sid_text = self.sid.ok_or("call without a sid")?;
         let sid: CallSid = sid_text.parse().map_err(|e| format!("{e}"))?;
@@ -48,6 +72,7 @@ impl CallResource {
             anchor_micros: anchor,
             edges: None,
             summary: None,
+            record: None,
         })
     }
 }
@@ -61,9 +86,9 @@ pub async fn fetch_call(
     let url = client.join(&format!("/2010-04-01/Accounts/{account}/Calls/{call}.json"))?;
     let info = client
         .get_with(&url, |body| {
-            serde_json::from_slice::<CallResource>(body)
+            std::str::from_utf8(body)
                 .map_err(|e| e.to_string())
-                .and_then(CallResource::info)
+                .and_then(CallResource::parse)
         })
         .await?;
     if &info.sid != call {
@@ -102,9 +127,39 @@ impl Source for CallEventsList {
     }
 }
 
+/// A call's record (table `calls`): the resource window discovery or the per-SID lookup
+/// already has, or else `Calls/{CallSid}.json`.
+pub struct CallRecord;
+
+impl Source for CallRecord {
+    fn requests(
+        &self,
+        client: &ApiClient,
+        unit: &Unit,
+        _: SourceSettings,
+    ) -> Result<Vec<Request>, SourceError> {
+        let Unit::Call {
+            sid,
+            account,
+            record,
+            ..
+        } = unit
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(vec![match record {
+            Some(known) => Request::Known(Arc::clone(known)),
+            None => Request::Record(
+                client.join(&format!("/2010-04-01/Accounts/{account}/Calls/{sid}.json"))?,
+            ),
+        }])
+    }
+}
+
 #[derive(Deserialize)]
-struct CallsPage {
-    calls: Option<Vec<CallResource>>,
+struct CallsPage<'a> {
+    #[serde(borrow)]
+    calls: Option<Vec<&'a RawValue>>,
     next_page_uri: Option<String>,
 }
 
@@ -126,13 +181,13 @@ pub async fn discover_calls(
         .append_pair("StartTime>", &first_day.format("%Y-%m-%d").to_string())
         .append_pair("StartTime<", &day_after.format("%Y-%m-%d").to_string())
         .append_pair("PageSize", &page_size.to_string());
-    let mut list = CallListing::new(from, to, |body: &[u8]| {
+    let mut list = Listing::new(from, to, |body: &[u8]| {
         let page: CallsPage = serde_json::from_slice(body).map_err(|e| BodyError(e.to_string()))?;
         let calls = page
             .calls
             .unwrap_or_default()
             .into_iter()
-            .map(|c| c.info().map_err(SourceError::Record))
+            .map(|c| CallResource::parse(c.get()).map_err(SourceError::Record))
             .collect();
         let mut meta = serde_json::Map::new();
         if let Some(next) = page.next_page_uri {
@@ -141,55 +196,137 @@ pub async fn discover_calls(
         Ok((calls, PageMeta(meta)))
     });
     pager::fetch_all(client, url, Paging::NextUri, &mut list).await?;
-    Ok(list.into_calls())
+    Ok(list.into_listed())
 }
 
-/// A page of a call listing, parsed: its calls (or why a record is not one), its paging keys.
-pub(crate) type ListedPage = (Vec<Result<CallInfo, SourceError>>, PageMeta);
+#[derive(Deserialize)]
+struct AccountsPage {
+    accounts: Option<Vec<AccountEntry>>,
+    next_page_uri: Option<String>,
+}
 
-/// The pages of a discovery listing (Calls.json, Summaries) into the calls they list that
-/// started in a time range. A record that is not a call fails the listing after its page
-/// (fetching the page again would not change it).
-pub(crate) struct CallListing<F> {
+/// What voxlake reads of an account (never its `auth_token`: it is not even parsed).
+#[derive(Deserialize)]
+struct AccountEntry {
+    sid: Option<String>,
+    status: Option<String>,
+}
+
+/// The active accounts `Accounts.json` lists for the credentials (the account itself and its
+/// subaccounts), in listed order.
+pub async fn active_accounts(
+    client: &ApiClient,
+    page_size: u32,
+) -> Result<Vec<AccountSid>, SourceError> {
+    let mut url = client.join("/2010-04-01/Accounts.json")?;
+    url.query_pairs_mut()
+        .append_pair("Status", "active")
+        .append_pair("PageSize", &page_size.to_string());
+    let mut accounts = AccountList::default();
+    pager::fetch_all(client, url, Paging::NextUri, &mut accounts).await?;
+    Ok(accounts.active)
+}
+
+/// `Accounts.json` pages into the active accounts they list.
+#[derive(Default)]
+struct AccountList {
+    active: Vec<AccountSid>,
+}
+
+impl PageConsumer for AccountList {
+    fn read_page(&mut self, body: &[u8]) -> Result<PageOutcome, BodyError> {
+        let page: AccountsPage =
+            serde_json::from_slice(body).map_err(|e| BodyError(e.to_string()))?;
+        let entries = page.accounts.unwrap_or_default();
+        let rows = entries.len();
+        for entry in entries {
+            let active = entry.status.as_deref() == Some("active");
+            let sid = entry
+                .sid
+                .as_deref()
+                .and_then(|s| s.parse::<AccountSid>().ok());
+            if let (true, Some(sid)) = (active, sid)
+                && !self.active.contains(&sid)
+            {
+                self.active.push(sid);
+            }
+        }
+        let mut meta = serde_json::Map::new();
+        if let Some(next) = page.next_page_uri {
+            meta.insert("next_page_uri".into(), serde_json::Value::String(next));
+        }
+        Ok(PageOutcome {
+            meta: PageMeta(meta),
+            rows,
+            last_partition_micros: None,
+        })
+    }
+
+    fn read_record(&mut self, _: &[u8]) -> Result<(), BodyError> {
+        Err(BodyError("an accounts list is not a record".into()))
+    }
+
+    async fn page_done(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// What a discovery listing lists: something with a time that decides its hour, and a key.
+pub trait Listed {
+    /// When it started (µs): the hour it is committed in.
+    fn anchor_micros(&self) -> i64;
+    /// What it is listed once by (its SID).
+    fn key(&self) -> &str;
+}
+
+/// A page of a listing, parsed: its entries (or why a record is not one), its paging keys.
+pub(crate) type ListedPage<T> = (Vec<Result<T, SourceError>>, PageMeta);
+
+/// The pages of a discovery listing (Calls.json, Summaries, Conferences) into the entries
+/// they list that started in a time range. A record that is not one fails the listing after
+/// its page (fetching the page again would not change it).
+pub(crate) struct Listing<T, F> {
     range: std::ops::Range<i64>,
-    calls: Vec<CallInfo>,
+    listed: Vec<T>,
     bad_record: Option<SourceError>,
     parse: F,
 }
 
-impl<F> CallListing<F>
+impl<T, F> Listing<T, F>
 where
-    F: FnMut(&[u8]) -> Result<ListedPage, BodyError> + Send,
+    T: Listed + Send,
+    F: FnMut(&[u8]) -> Result<ListedPage<T>, BodyError> + Send,
 {
-    /// A listing of the calls started in [from, to), each page read by `parse`.
-    pub(crate) fn new(from: DateTime<Utc>, to: DateTime<Utc>, parse: F) -> CallListing<F> {
-        CallListing {
+    /// A listing of what started in [from, to), each page read by `parse`.
+    pub(crate) fn new(from: DateTime<Utc>, to: DateTime<Utc>, parse: F) -> Listing<T, F> {
+        Listing {
             range: from.timestamp_micros()..to.timestamp_micros(),
-            calls: Vec::new(),
+            listed: Vec::new(),
             bad_record: None,
             parse,
         }
     }
 
-    /// The calls, in start order, each once.
-    pub(crate) fn into_calls(self) -> Vec<CallInfo> {
-        let mut calls = self.calls;
-        calls.sort_by(|a, b| (a.anchor_micros, &a.sid).cmp(&(b.anchor_micros, &b.sid)));
-        calls.dedup_by(|a, b| a.sid == b.sid);
-        calls
+    /// The entries, in start order, each once.
+    pub(crate) fn into_listed(self) -> Vec<T> {
+        let mut listed = self.listed;
+        listed.sort_by(|a, b| (a.anchor_micros(), a.key()).cmp(&(b.anchor_micros(), b.key())));
+        listed.dedup_by(|a, b| a.key() == b.key());
+        listed
     }
 }
 
-impl<F> PageConsumer for CallListing<F>
+impl<T, F> PageConsumer for Listing<T, F>
 where
-    F: FnMut(&[u8]) -> Result<ListedPage, BodyError> + Send,
+    T: Listed + Send,
+    F: FnMut(&[u8]) -> Result<ListedPage<T>, BodyError> + Send,
 {
     fn read_page(&mut self, body: &[u8]) -> Result<PageOutcome, BodyError> {
-        let (calls, meta) = (self.parse)(body)?;
-        let rows = calls.len();
-        for call in calls {
-            match call {
-                Ok(info) if self.range.contains(&info.anchor_micros) => self.calls.push(info),
+        let (entries, meta) = (self.parse)(body)?;
+        let rows = entries.len();
+        for entry in entries {
+            match entry {
+                Ok(e) if self.range.contains(&e.anchor_micros()) => self.listed.push(e),
                 Ok(_) => {}
                 Err(e) => self.bad_record = self.bad_record.take().or(Some(e)),
             }
@@ -202,7 +339,7 @@ where
     }
 
     fn read_record(&mut self, _: &[u8]) -> Result<(), BodyError> {
-        Err(BodyError("a call listing is not a record".into()))
+        Err(BodyError("a listing is not a record".into()))
     }
 
     async fn page_done(&mut self) -> Result<(), SourceError> {
