@@ -137,6 +137,13 @@ pub struct SimulateArgs {
     /// Twilio calls to make up.
     #[arg(long, default_value_t = 20)]
     pub calls: usize,
+    /// Twilio conferences to make up (their participants are calls too).
+    #[arg(long, default_value_t = 0)]
+    pub conferences: usize,
+    /// A subaccount of the simulated account (repeatable):
+    /// `calls=N,conferences=M,status=active|suspended|closed,refuse-parent`.
+    #[arg(long = "subaccount", value_name = "SPEC")]
+    pub subaccounts: Vec<String>,
     /// Seed of the made-up data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

@@ -247,12 +247,16 @@ fn finish_run(cli: &Cli, report: RunReport) -> Result<Exit> {
     Ok(report.exit())
 }
 
+/// Conferences the demo's simulator makes up (with their participants' calls).
+const DEMO_CONFERENCES: usize = 3;
+
 /// The demo job file, compiled in so that `voxlake demo` works from any folder.
 const DEMO_JOB: &str = include_str!("../jobs/demo.toml");
 
 async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<Exit> {
     let mut sim_config = SimConfig {
         calls,
+        conferences: DEMO_CONFERENCES,
         ..SimConfig::default()
     };
     let (from, to) = (sim_config.from, sim_config.to);
@@ -316,7 +320,7 @@ fn print_demo(report: &RunReport, tables: &[Table], output: &str) {
             .count();
         let _ = writeln!(
             out,
-            "  {:<18} {rows:>7} rows  {files:>3} files",
+            "  {:<24} {rows:>7} rows  {files:>3} files",
             table.name()
         );
     }
@@ -334,10 +338,41 @@ fn print_demo(report: &RunReport, tables: &[Table], output: &str) {
     );
 }
 
+/// `calls=N,conferences=M,status=…,refuse-parent` → a simulated subaccount.
+fn subaccount_spec(text: &str) -> Result<simulator::SubaccountSpec> {
+    let bad = |why: String| Error::Input(format!("--subaccount {text:?}: {why}"));
+    let mut spec = simulator::SubaccountSpec::default();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|e| bad(format!("{key}: {e}")))
+        };
+        match key {
+            "calls" => spec.calls = number()?,
+            "conferences" => spec.conferences = number()?,
+            "status" if ["active", "suspended", "closed"].contains(&value) => {
+                spec.status = value.to_string();
+            }
+            "status" => return Err(bad("status is active, suspended or closed".into())),
+            "refuse-parent" => spec.refuse_parent = true,
+            other => return Err(bad(format!("unknown key {other:?}"))),
+        }
+    }
+    Ok(spec)
+}
+
 async fn simulate(args: &SimulateArgs) -> Result<Exit> {
     let mut config = SimConfig {
         seed: args.seed,
         calls: args.calls,
+        conferences: args.conferences,
+        subaccounts: args
+            .subaccounts
+            .iter()
+            .map(|spec| subaccount_spec(spec))
+            .collect::<Result<Vec<_>>>()?,
         account_sid: args.account_sid.clone(),
         auth_token: args.auth_token.clone(),
         telnyx_key: args.telnyx_key.clone(),

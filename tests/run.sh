@@ -30,6 +30,18 @@ if [ -z "${VOXLAKE_S3S_FS:-}" ]; then
 fi
 export VOXLAKE_S3S_FS
 
+# Prism (Stoplight's OpenAPI mock server, from npm) for the test against Twilio's own specs;
+# without npm's registry that test says it is skipped.
+if [ -z "${VOXLAKE_PRISM:-}" ]; then
+  PRISM="$S3S_ROOT/prism/node_modules/.bin/prism"
+  if [ ! -x "$PRISM" ] && command -v npm >/dev/null 2>&1; then
+    echo "== installing Prism from npm (serves Twilio's OpenAPI specs to a test; ~20 s once)"
+    npm install --silent --no-audit --no-fund --prefix "$S3S_ROOT/prism" @stoplight/prism-cli@5.16.0 \
+      || echo "   npm could not install Prism: the Prism test will say it is skipped"
+  fi
+  if [ -x "$PRISM" ]; then export VOXLAKE_PRISM="$PRISM"; fi
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"
