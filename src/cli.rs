@@ -99,6 +99,35 @@ pub enum Command {
         /// When another run of the job holds its lock, wait for it instead of exiting 1.
         #[arg(long)]
         wait: bool,
+        /// Be worker I of N (`0/4` … `3/4`): take only this worker's share of the hours, so
+        /// that N workers started with the same window fill one lake together (best with
+        /// `format = "delta"`; e.g. `--shard $JOB_COMPLETION_INDEX/4` in a Kubernetes
+        /// indexed Job).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Requests per second per API for this worker (default with --shard: the job's rate
+        /// divided by N).
+        #[arg(long, value_name = "RPS")]
+        rate: Option<u32>,
+    },
+    /// Rewrite the small files of closed days of a Delta job's tables into large ones, in one
+    /// transaction per table and day, then vacuum files the tables no longer use.
+    Compact {
+        /// The job file (TOML; `format = "delta"`).
+        job: PathBuf,
+        /// First day (RFC 3339 or a date).
+        #[arg(long)]
+        from: String,
+        /// End (exclusive).
+        #[arg(long)]
+        to: String,
+        /// Output; overrides the job's.
+        #[arg(long)]
+        output: Option<String>,
+        /// Vacuum removes unused files older than this (`7d`, `36h`); time travel to versions
+        /// older than it stops working.
+        #[arg(long, default_value = "7d")]
+        retain: String,
     },
     /// Serve the simulated APIs on 127.0.0.1 until stopped.
     Simulate(SimulateArgs),

@@ -14,10 +14,11 @@ use crate::job::plan::{LONG_WINDOW_DAYS, RUN_WINDOW_DAYS, check_window_start};
 use crate::job::{JobConfig, JobPlan};
 use crate::run::{self, RunMode, RunOptions, RunReport};
 use crate::schema::{Schemas, Table, describe};
+use crate::shard::Shard;
 use crate::simulator::{self, Faults, SimConfig};
 use crate::status;
 use crate::tables::{self, UnitKind};
-use crate::timefmt::parse_cli_time;
+use crate::timefmt::{parse_cli_time, parse_duration};
 
 /// Runs the command; returns the exit code (errors are returned for `main` to print).
 pub async fn dispatch(cli: &Cli) -> Result<Exit> {
@@ -46,6 +47,8 @@ pub async fn dispatch(cli: &Cli) -> Result<Exit> {
             output,
             yes,
             wait,
+            shard,
+            rate,
         } => {
             let window = WindowArgs {
                 from: Some(from.clone()),
@@ -54,12 +57,46 @@ pub async fn dispatch(cli: &Cli) -> Result<Exit> {
             let Some((from, to)) = parse_window(&window)? else {
                 return Err(Error::Input("backfill needs --from and --to".into()));
             };
-            let plan = load_plan(job, output.as_deref())?;
+            let mut plan = load_plan(job, output.as_deref())?;
+            if rate == &Some(0) {
+                return Err(Error::Input("--rate must be at least 1".into()));
+            }
+            match shard.as_deref().map(Shard::parse).transpose()? {
+                Some(shard) => plan = plan.with_shard(shard, *rate),
+                None if rate.is_some() => {
+                    return Err(Error::Input("--rate goes with --shard".into()));
+                }
+                None => {}
+            }
             run_checked(cli, plan, RunMode::Backfill { from, to }, (*yes, *wait)).await
         }
         Command::Status { job, output } => {
             let plan = load_plan(job, output.as_deref())?;
             status::print(&plan, run_options(cli)?.now.unwrap_or_else(Utc::now)).await
+        }
+        Command::Compact {
+            job,
+            from,
+            to,
+            output,
+            retain,
+        } => {
+            let window = WindowArgs {
+                from: Some(from.clone()),
+                to: Some(to.clone()),
+            };
+            let Some(window) = parse_window(&window)? else {
+                return Err(Error::Input("compact needs --from and --to".into()));
+            };
+            let retain = parse_duration(retain)
+                .ok()
+                .filter(|d| *d >= chrono::Duration::zero())
+                .ok_or_else(|| {
+                    Error::Input(format!("--retain {retain:?}: give a duration (e.g. 7d)"))
+                })?;
+            let plan = load_plan(job, output.as_deref())?;
+            let now = run_options(cli)?.now.unwrap_or_else(Utc::now);
+            crate::sink::delta::compact::run(&plan, window, retain, now).await
         }
         Command::Demo { output, calls } => demo(cli, output, *calls).await,
         Command::Simulate(args) => simulate(args).await,

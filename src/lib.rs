@@ -23,6 +23,7 @@ pub mod progress;
 pub mod run;
 pub mod schema;
 pub mod secret;
+pub mod shard;
 pub mod simulator;
 pub mod sink;
 pub mod sources;

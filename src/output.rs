@@ -99,6 +99,36 @@ fn file_url_path(text: &str) -> std::result::Result<PathBuf, String> {
         .map_err(|()| "not a local absolute path".to_string())
 }
 
+/// How a lake's tables are laid out and committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableFormat {
+    /// Hive-partitioned Parquet folders, published by voxlake's journal (DESIGN §5).
+    Parquet,
+    /// Delta Lake tables partitioned by `date`, each commit one Delta transaction.
+    Delta,
+}
+
+impl TableFormat {
+    /// Parses the job key `format`.
+    pub fn parse(text: &str) -> Result<TableFormat> {
+        match text {
+            "parquet" => Ok(TableFormat::Parquet),
+            "delta" => Ok(TableFormat::Delta),
+            other => Err(Error::Input(format!(
+                "format = {other:?}: use \"parquet\" or \"delta\""
+            ))),
+        }
+    }
+
+    /// The key's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableFormat::Parquet => "parquet",
+            TableFormat::Delta => "delta",
+        }
+    }
+}
+
 /// How the store's own HTTP client behaves (S3): per-request timeout and retries.
 #[derive(Clone, Debug)]
 pub struct StoreSettings {

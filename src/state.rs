@@ -108,6 +108,12 @@ impl Coverage {
             .collect()
     }
 
+    /// Adds every hour `other` covers.
+    pub fn merge(&mut self, other: &Coverage) {
+        self.ranges.extend(other.ranges.iter().copied());
+        self.normalize();
+    }
+
     /// The ranges, as RFC 3339 pairs.
     pub fn ranges(&self) -> Vec<(String, String)> {
         self.ranges
@@ -170,36 +176,81 @@ impl JobState {
     }
 }
 
+/// The names a job's state goes by in the lake: the job's own and its shards'
+/// (`{job}.shard-I-of-N`, see [`crate::shard`]), those that have coverage, sorted.
+pub async fn state_names(lake: &Lake, job: &str) -> Result<Vec<String>> {
+    let root = "_voxlake/coverage/";
+    let mut names: Vec<String> = lake
+        .list(root)
+        .await?
+        .iter()
+        .filter_map(|path| path.strip_prefix(root)?.split('/').next())
+        .filter(|name| *name == job || crate::shard::Shard::is_state_of(name, job))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The union of the coverage of an owner's table under several state names.
+pub async fn merged_coverage(
+    lake: &Lake,
+    names: &[String],
+    owner: &Owner,
+    table: Table,
+) -> Result<Coverage> {
+    let mut merged = Coverage::default();
+    for name in names {
+        merged.merge(&Coverage::load(lake, name, owner, table).await?);
+    }
+    Ok(merged)
+}
+
 /// A job's coverage of its owners' tables, loaded once per run.
 #[derive(Debug, Default)]
 pub struct CoverageSet {
     job: String,
-    /// Per owner and table.
+    /// Per owner and table: what this run's state name covers (it writes these).
     pub tables: BTreeMap<(Owner, Table), Coverage>,
+    /// What the job's other state names cover (the job itself and its other shards): done
+    /// for skipping, never written by this run.
+    others: BTreeMap<(Owner, Table), Coverage>,
 }
 
 impl CoverageSet {
-    /// Loads `job`'s coverage of these owners' tables.
-    pub async fn load(lake: &Lake, job: &str, tables: &[(Owner, Table)]) -> Result<CoverageSet> {
+    /// Loads the coverage of these owners' tables under the state name `own`, and what the
+    /// other state names of `job` (itself, its shards) cover.
+    pub async fn load(
+        lake: &Lake,
+        (own, job): (&str, &str),
+        tables: &[(Owner, Table)],
+    ) -> Result<CoverageSet> {
         let mut set = CoverageSet {
-            job: job.to_string(),
+            job: own.to_string(),
             ..CoverageSet::default()
         };
+        let mut others = state_names(lake, job).await?;
+        others.retain(|name| name != own);
         for (owner, table) in tables {
-            let coverage = Coverage::load(lake, job, owner, *table).await?;
+            let coverage = Coverage::load(lake, own, owner, *table).await?;
             set.tables.insert((owner.clone(), *table), coverage);
+            let other = merged_coverage(lake, &others, owner, *table).await?;
+            set.others.insert((owner.clone(), *table), other);
         }
         Ok(set)
     }
 
     /// True when every one of the owner's `tables` covers the hour.
     pub fn all_of(&self, owner: &Owner, tables: &[Table], hour: HourSlice) -> bool {
+        let covers = |map: &BTreeMap<(Owner, Table), Coverage>, table: Table| {
+            map.get(&(owner.clone(), table))
+                .is_some_and(|c| c.contains(hour))
+        };
         !tables.is_empty()
-            && tables.iter().all(|t| {
-                self.tables
-                    .get(&(owner.clone(), *t))
-                    .is_some_and(|c| c.contains(hour))
-            })
+            && tables
+                .iter()
+                .all(|t| covers(&self.tables, *t) || covers(&self.others, *t))
     }
 
     /// Marks an hour done for the owner's tables and writes each file whole. Only the run

@@ -42,6 +42,37 @@ if [ -z "${VOXLAKE_PRISM:-}" ]; then
   if [ -x "$PRISM" ]; then export VOXLAKE_PRISM="$PRISM"; fi
 fi
 
+# Other readers of our Delta tables, for tests/delta_read.py: delta-rs (deltalake), polars and
+# DuckDB's delta extension must all read what we write, and moto's S3 server is a second S3
+# for the Delta tests. A venv of its own, so the pins hold whatever python3 has. Pinned
+# because each reader's view of the protocol moves with its version; the delta extension is
+# the DuckDB build from the duckdb-extension-delta package (it needs its duckdb version exactly),
+# loaded from its file, since these machines cannot download extensions. Without PyPI the
+# Delta reader tests say they are skipped.
+DELTA_VENV="$TOOLS/delta-venv"
+DELTA_PINS=(duckdb==1.5.5 duckdb-extension-delta==1.5.5 deltalake==1.6.6 polars==2.1.0
+  pyarrow==26.0.1 'moto[server]==5.2.5')
+# Imports and versions both: a venv left by an older pin list is brought up to this one.
+delta_venv_ok() {
+  "$DELTA_VENV/bin/python" - "${DELTA_PINS[@]}" >/dev/null 2>&1 <<'EOF'
+import sys, importlib.metadata as m
+import deltalake, polars, duckdb, pyarrow, moto, werkzeug, duckdb_extension_delta
+for pin in sys.argv[1:]:
+    name, version = pin.split("==")
+    assert m.version(name.split("[")[0]) == version, pin
+EOF
+}
+if [ -z "${VOXLAKE_DELTA_PYTHON:-}" ]; then
+  if ! delta_venv_ok; then
+    echo "== installing the Delta readers in $DELTA_VENV (deltalake, polars, duckdb's delta; ~1 min once)"
+    mkdir -p "$TOOLS"
+    { python3 -m venv "$DELTA_VENV" \
+      && "$DELTA_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${DELTA_PINS[@]}"; } \
+      || echo "   could not install the Delta readers: the Delta reader tests will say they are skipped"
+  fi
+  if delta_venv_ok; then export VOXLAKE_DELTA_PYTHON="$DELTA_VENV/bin/python"; fi
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"

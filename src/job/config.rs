@@ -49,6 +49,10 @@ pub struct JobConfig {
     /// Parquet file settings.
     #[serde(default)]
     pub parquet: ParquetSection,
+    /// How tables are laid out: `parquet` (Hive folders of Parquet files, committed by
+    /// voxlake's journal) or `delta` (Delta Lake tables, committed by their Delta log).
+    #[serde(default = "default_format")]
+    pub format: String,
 }
 
 /// `accounts = "all"` or `accounts = ["AC…", …]`.
@@ -72,6 +76,9 @@ fn default_edges() -> String {
 }
 fn default_discovery() -> String {
     "calls".into()
+}
+fn default_format() -> String {
+    "parquet".into()
 }
 fn default_lease() -> String {
     "30s".into()

@@ -12,9 +12,10 @@ use crate::error::{Error, Result};
 use crate::http::client::is_loopback_host;
 use crate::http::{Auth, RetryPolicy};
 use crate::ids::{AccountSid, Owner};
-use crate::output::{Output, ParquetSettings, StoreSettings};
+use crate::output::{Output, ParquetSettings, StoreSettings, TableFormat};
 use crate::schema::Table;
 use crate::secret::Secret;
+use crate::shard::Shard;
 use crate::sources::telnyx::LOOKBACK_HOURS;
 use crate::timefmt::{parse_cli_time, parse_duration};
 
@@ -163,9 +164,37 @@ pub struct JobPlan {
     pub http: HttpPlan,
     /// Parquet.
     pub parquet: ParquetSettings,
+    /// How the tables are laid out (`format`).
+    pub format: TableFormat,
+    /// This worker's share of a sharded backfill (`--shard I/N`).
+    pub shard: Option<Shard>,
 }
 
 impl JobPlan {
+    /// The plan of worker `shard` of a sharded backfill: its share of the hours, at
+    /// `rate` requests per second per API when given, else each API's rate divided by the
+    /// number of workers (so that N workers together stay under the account's limit).
+    pub fn with_shard(mut self, shard: Shard, rate: Option<u32>) -> JobPlan {
+        let share = |rps: u32| rate.unwrap_or((rps / shard.count).max(1));
+        self.twilio.requests_per_second = share(self.twilio.requests_per_second);
+        self.telnyx.requests_per_second = share(self.telnyx.requests_per_second);
+        self.shard = Some(shard);
+        self
+    }
+
+    /// The name the job's state, lock and staging go by: the job's, or per shard.
+    pub fn state_name(&self) -> String {
+        match &self.shard {
+            Some(shard) => shard.state_name(&self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// Whether this worker takes an owner's hour (always, unless sharded).
+    pub fn takes(&self, owner: &Owner, hour: crate::hours::HourSlice) -> bool {
+        self.shard.is_none_or(|shard| shard.takes(owner, hour))
+    }
+
     /// The Twilio accounts the job names (None for `accounts = "all"`, known only once the
     /// API is asked).
     pub fn named_accounts(&self) -> Option<Vec<AccountSid>> {
@@ -366,6 +395,8 @@ impl JobPlan {
             telnyx,
             http: http_plan(&config.http)?,
             parquet: parquet_plan(&config.parquet)?,
+            format: TableFormat::parse(&config.format).map_err(|e| e.to_string())?,
+            shard: None,
         })
     }
 }

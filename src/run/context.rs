@@ -145,6 +145,17 @@ impl RunContext {
     }
 
     /// True when the owner's `tables` are all done for the hour.
+    /// Whether a window run fetches the owner's hour: this worker's share (sharded
+    /// backfills), and not already done when `skip_done`.
+    pub(crate) async fn to_do(
+        &self,
+        (owner, tables): (&Owner, &[Table]),
+        hour: HourSlice,
+        skip_done: bool,
+    ) -> bool {
+        self.plan.takes(owner, hour) && !(skip_done && self.is_done(owner, tables, hour).await)
+    }
+
     pub(crate) async fn is_done(&self, owner: &Owner, tables: &[Table], hour: HourSlice) -> bool {
         self.coverage.lock().await.all_of(owner, tables, hour)
     }

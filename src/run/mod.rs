@@ -24,10 +24,12 @@ use crate::http::HttpStats;
 use crate::ids::{CallSid, ConferenceSid, Owner, TelnyxId};
 use crate::job::JobPlan;
 use crate::job::plan::LONG_WINDOW_DAYS;
+use crate::output::TableFormat;
 use crate::progress::Progress;
 use crate::schema::{Schemas, Table};
 use crate::sink::Lake;
 use crate::sink::commit as sink_commit;
+use crate::sink::delta::{DeltaTables, refuse_delta_tables};
 use crate::sink::hour::SinkContext;
 use crate::sink::layout::{coverage_dir, run_manifest, staging_dir};
 use crate::sink::lock::{Holder, LeaseTime, Lock, LockName, Wait};
@@ -118,12 +120,15 @@ pub async fn execute(plan: JobPlan, mode: RunMode, options: RunOptions) -> Resul
     let lake = Lake::open(&plan.output, &plan.store_settings()).await?;
     lake.check_writable().await?;
     let stop = Stop::listen();
-    let holder = Holder::this_process(&run_id, &plan.name);
+    // A sharded backfill's worker has state of its own (its lock, coverage, staging):
+    // workers of one job run at the same time.
+    let state_name = plan.state_name();
+    let holder = Holder::this_process(&run_id, &state_name);
     let wait = if options.wait { Wait::Yes } else { Wait::No };
     let lease = LeaseTime(plan.lease);
     let job_lock = Lock::take(
         &lake,
-        LockName::job(&plan.name),
+        LockName::job(&state_name),
         &holder,
         wait,
         lease,
@@ -168,31 +173,44 @@ async fn execute_locked(
     let clock = Instant::now();
     let schemas = Schemas::builtin().map_err(|e| Error::Internal(e.to_string()))?;
     let clients = Clients::build(&plan)?;
-    let mut job_state = JobState::load(&lake, &plan.name).await?;
+    let state_name = plan.state_name();
+    let mut job_state = JobState::load(&lake, &state_name).await?;
     let window = resolve_window(&plan, &mode, &job_state, now)?;
     if let (RunMode::Nightly, Some(window)) = (&mode, window) {
         plan.check_window_length(window, LONG_WINDOW_DAYS, "nightly catch-up", options.yes)?;
         plan.check_telnyx_lookback(window.0, now, false)?;
     }
+    // Delta tables are created, or their schemas merged, before any request: a changed
+    // column type stops the run here.
+    let delta = match plan.format {
+        TableFormat::Delta => Some(DeltaTables::prepare(&lake, &schemas, &plan.tables).await?),
+        TableFormat::Parquet => {
+            refuse_delta_tables(&lake, &plan.tables).await?;
+            None
+        }
+    };
     let accounts = units::accounts(&plan, &clients).await?;
     let owners = plan.owners(&accounts);
-    let sink = SinkContext::new(
+    let mut sink = SinkContext::new(
         lake.clone(),
         schemas,
         Arc::new(WriterSettings::new(&plan.parquet)?),
         Arc::clone(&run_id),
-        &plan.name,
+        &state_name,
         LeaseTime(plan.lease),
         job_lock.watch(),
         Arc::clone(&stop),
     );
+    if let Some(tables) = delta {
+        sink = sink.with_delta(tables);
+    }
     let owner_list: Vec<Owner> = owners.iter().map(|(o, _)| o.clone()).collect();
     recover(&sink, &owner_list).await?;
     let owned_tables: Vec<(Owner, Table)> = owners
         .iter()
         .flat_map(|(owner, tables)| tables.iter().map(|t| (owner.clone(), *t)))
         .collect();
-    let coverage = CoverageSet::load(&lake, &plan.name, &owned_tables).await?;
+    let coverage = CoverageSet::load(&lake, (&state_name, &plan.name), &owned_tables).await?;
     let lineage = Lineage {
         ingested_at_micros: started_at.timestamp_micros(),
         run_id: Arc::clone(&run_id),
@@ -217,10 +235,10 @@ async fn execute_locked(
     };
     progress.finish();
     // This run's staging goes, unless a journal a failed commit left still names it.
-    if let Err(e) = sink_commit::discard_staging(&lake, &ctx.plan.name).await {
+    if let Err(e) = sink_commit::discard_staging(&lake, &state_name).await {
         tracing::warn!(error = %e, "could not clear the run's staging; the next run does");
     }
-    lake.remove_empty_folders(&staging_dir(&ctx.plan.name));
+    lake.remove_empty_folders(&staging_dir(&state_name));
     let mut report = report_of(&ctx, &mode, window, &options, started_at, clock);
     match result {
         Ok(landed) => {
@@ -241,6 +259,7 @@ async fn execute_locked(
             report.failed_calls = landed.failed;
             report.slices_committed = landed.committed;
             report.files_written = landed.files;
+            report.delta_commits = landed.versions;
         }
         Err(e) => {
             report.outcome = if matches!(e, Error::Interrupted { .. }) {
@@ -490,6 +509,7 @@ fn report_of(
         failed_calls: Vec::new(),
         slices_committed: Vec::new(),
         files_written: Vec::new(),
+        delta_commits: Vec::new(),
         unknown_fields: ctx.drift.all(),
         watermark: None,
     }

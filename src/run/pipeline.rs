@@ -706,6 +706,7 @@ impl Pipeline {
                 format!("{slice} ({group})")
             });
         self.landed.files.extend(committed.files);
+        self.landed.versions.extend(committed.versions);
         Ok(())
     }
 }

@@ -127,6 +127,9 @@ pub struct RunReport {
     pub slices_committed: Vec<String>,
     /// Files written (relative to the output).
     pub files_written: Vec<String>,
+    /// Delta tables: the versions this run committed, as `table@version`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delta_commits: Vec<String>,
     /// Fields the APIs sent that the schemas do not name (kept in `_extra`).
     pub unknown_fields: Vec<String>,
     /// The job's watermark after the run (nightly).
@@ -177,6 +180,9 @@ impl RunReport {
             self.slices_committed.len(),
             self.files_written.len()
         ));
+        if !self.delta_commits.is_empty() {
+            out.push_str(&format!("  {} Delta commits\n", self.delta_commits.len()));
+        }
         if let Some(watermark) = &self.watermark {
             out.push_str(&format!("  watermark now {watermark}\n"));
         }
@@ -197,6 +203,8 @@ pub(crate) struct Landed {
     pub committed: Vec<String>,
     /// Files written.
     pub files: Vec<String>,
+    /// Delta versions committed (`table@version`).
+    pub versions: Vec<String>,
     /// Units that did not land.
     pub failed: Vec<FailedUnit>,
     /// Hours of the run's window not committed whole (failed units, partial hours).
@@ -208,6 +216,7 @@ impl Landed {
     pub(crate) fn absorb(&mut self, other: Landed) {
         self.committed.extend(other.committed);
         self.files.extend(other.files);
+        self.versions.extend(other.versions);
         self.failed.extend(other.failed);
         self.undone.extend(other.undone);
     }

@@ -279,7 +279,7 @@ async fn todo_chunks(
     for chunk in hours.chunks(ctx.plan.slice_hours.max(1) as usize) {
         let mut todo = Vec::with_capacity(chunk.len());
         for hour in chunk {
-            if !(skip_done && ctx.is_done(owner, tables, *hour).await) {
+            if ctx.to_do((owner, tables), *hour, skip_done).await {
                 todo.push(*hour);
             }
         }
@@ -472,7 +472,7 @@ pub(crate) async fn telnyx_window(
     let tables = tables_of(ctx, UnitKind::TelnyxEvents);
     let mut todo = Vec::new();
     for hour in HourSlice::covering(from, to) {
-        if !(skip_done && ctx.is_done(&owner, &tables, hour).await) {
+        if ctx.to_do((&owner, &tables), hour, skip_done).await {
             todo.push(hour);
         }
     }

@@ -13,9 +13,10 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::commit::{self, SliceCommit, SliceRecord, TableCommit};
+use super::delta::DeltaTables;
 use super::layout::{day_of_path, staging_dir};
 use super::lock::{Holder, LeaseTime, Lock, LockName, LockWatch, Wait};
-use super::parquet::{SliceFiles, StagedFile, WriterSettings};
+use super::parquet::{Placement, SliceFiles, StagedFile, WriterSettings};
 use super::partition::split_by_day;
 use super::store::Lake;
 use crate::error::{Error, Result};
@@ -44,6 +45,9 @@ pub struct SinkContext {
     pub job_lock: LockWatch,
     /// Stops waiting for a lock on SIGINT/SIGTERM.
     pub stop: Arc<Stop>,
+    /// The job's Delta tables (`format = "delta"`): commits go to their logs instead of
+    /// voxlake's journal.
+    pub delta: Option<Arc<DeltaTables>>,
     generation: AtomicU64,
 }
 
@@ -70,8 +74,15 @@ impl SinkContext {
             lease,
             job_lock,
             stop,
+            delta: None,
             generation: AtomicU64::new(0),
         }
+    }
+
+    /// Commits go to these Delta tables.
+    pub fn with_delta(mut self, tables: DeltaTables) -> SinkContext {
+        self.delta = Some(Arc::new(tables));
+        self
     }
 
     /// A new set of staged files: each set stages in a folder of its own.
@@ -82,9 +93,55 @@ impl SinkContext {
             table,
             Arc::clone(&self.schemas.get(table).arrow),
             (slice, owner.clone()),
-            format!("{}/{}/{generation}", staging_dir(&self.job), self.run_id),
+            Placement::Staged(format!(
+                "{}/{}/{generation}",
+                staging_dir(&self.job),
+                self.run_id
+            )),
             Arc::clone(&self.settings),
         )
+    }
+
+    /// A new set of files at their final place in a Delta table, named uniquely.
+    pub fn delta_files(&self, table: Table, slice: HourSlice, owner: &Owner) -> SliceFiles {
+        SliceFiles::new(
+            self.lake.clone(),
+            table,
+            Arc::clone(&self.schemas.get(table).arrow),
+            (slice, owner.clone()),
+            Placement::InPlace(self.unique_name()),
+            Arc::clone(&self.settings),
+        )
+    }
+
+    /// A new set of files of the sink's kind: staged for the journal, or in place in a
+    /// Delta table.
+    pub fn new_files(&self, table: Table, slice: HourSlice, owner: &Owner) -> SliceFiles {
+        if self.delta.is_some() {
+            self.delta_files(table, slice, owner)
+        } else {
+            self.files(table, slice, owner)
+        }
+    }
+
+    /// A name no other file of this run has: the run and a counter.
+    pub fn unique_name(&self) -> String {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{generation}", self.run_id)
+    }
+
+    /// Takes the lock of one owner's hour (Delta tables: runs of several jobs or shards
+    /// commit the same table at once, but one hour of one owner at a time).
+    pub async fn lock_slice(&self, owner: &Owner, slice: HourSlice) -> Result<Lock> {
+        Lock::take(
+            &self.lake,
+            LockName::owner(&format!("{owner}-{slice}")),
+            &self.holder,
+            Wait::Yes,
+            self.lease,
+            &self.stop,
+        )
+        .await
     }
 
     /// Takes an owner's commit lock (waiting for it: commits are short).
@@ -217,7 +274,7 @@ impl HourBuild {
         let files = self
             .files
             .entry(table)
-            .or_insert_with(|| ctx.files(table, slice, owner));
+            .or_insert_with(|| ctx.new_files(table, slice, owner));
         for (day, part) in parts {
             files.write(day, &part).await?;
         }
@@ -225,7 +282,7 @@ impl HourBuild {
     }
 }
 
-fn distinct(batch: &RecordBatch, column: &str) -> BTreeSet<String> {
+pub(crate) fn distinct(batch: &RecordBatch, column: &str) -> BTreeSet<String> {
     let Some(values) = batch
         .column_by_name(column)
         .and_then(|c| c.as_string_opt::<i32>())
@@ -242,12 +299,17 @@ pub struct Committed {
     pub files: Vec<String>,
     /// Rows in them.
     pub rows: u64,
+    /// Delta tables: the versions committed, as `table@version`.
+    pub versions: Vec<String>,
 }
 
 /// Publishes an hour: per table, this run's rows plus the earlier rows `replace` keeps,
 /// replacing the hour's earlier files. Runs under the owner's lock, after finishing any commit
 /// of the owner a crash left. An hour with no rows and no earlier files writes nothing.
 pub async fn commit_hour(ctx: &SinkContext, build: HourBuild) -> Result<Committed> {
+    if let Some(tables) = &ctx.delta {
+        return super::delta::commit_hour(ctx, tables, build).await;
+    }
     if build.files.is_empty() && !has_records(ctx, &build).await? {
         // Nothing to write and nothing to replace: as if committed before anyone else's.
         return Ok(Committed::default());
@@ -277,18 +339,7 @@ async fn commit_locked(ctx: &SinkContext, lock: &Lock, mut build: HourBuild) -> 
     let mut committed = Committed::default();
     for table in build.tables.clone() {
         let old = commit::read_record(&ctx.lake, &build.owner, table, build.slice).await?;
-        let mut units = build.units.remove(&table).unwrap_or_default();
-        let mut files = build.files.remove(&table);
-        if let Some(written) = files.take() {
-            let dropped = dropped_keys(&build.dropped, table, &units);
-            files = Some(if dropped.is_empty() {
-                written
-            } else {
-                let (kept, kept_units) = without_rows(ctx, &build, table, written, dropped).await?;
-                units = kept_units;
-                kept
-            });
-        }
+        let (files, mut units) = build.take_table(ctx, table).await?;
         if old.is_none() && files.is_none() {
             continue;
         }
@@ -352,6 +403,32 @@ async fn commit_locked(ctx: &SinkContext, lock: &Lock, mut build: HourBuild) -> 
     Ok(committed)
 }
 
+impl HourBuild {
+    /// One table's files and units, without the rows of units that failed after some of
+    /// their pages had streamed in (rewritten without them).
+    pub(crate) async fn take_table(
+        &mut self,
+        ctx: &SinkContext,
+        table: Table,
+    ) -> Result<(Option<SliceFiles>, BTreeSet<String>)> {
+        let units = self.units.remove(&table).unwrap_or_default();
+        let Some(written) = self.files.remove(&table) else {
+            return Ok((None, units));
+        };
+        let dropped = dropped_keys(&self.dropped, table, &units);
+        if dropped.is_empty() {
+            return Ok((Some(written), units));
+        }
+        let (kept, kept_units) = without_rows(ctx, self, table, written, dropped).await?;
+        Ok((Some(kept), kept_units))
+    }
+}
+
+/// A fresh set of files of the sink's kind (staged, or in place for Delta tables).
+fn fresh_files(ctx: &SinkContext, table: Table, build: &HourBuild) -> SliceFiles {
+    ctx.new_files(table, build.slice, &build.owner)
+}
+
 /// The drops that may touch `table`'s rows: by its unit column, only units it has rows of;
 /// by another column (a Telnyx session), any.
 fn dropped_keys(
@@ -380,7 +457,7 @@ async fn without_rows(
     dropped: Vec<(&'static str, HashSet<String>)>,
 ) -> Result<(SliceFiles, BTreeSet<String>)> {
     let staged = written.finish().await?;
-    let mut files = ctx.files(table, build.slice, &build.owner);
+    let mut files = fresh_files(ctx, table, build);
     let replace = Replace::Matching {
         keys: dropped,
         time: None,
@@ -410,7 +487,7 @@ async fn copy_old_rows(
 
 /// Streams the rows of one file that `replace` keeps into `files`, batch by batch; returns
 /// their units. A missing file is reported and skipped (its rows are gone).
-async fn copy_rows(
+pub(crate) async fn copy_rows(
     ctx: &SinkContext,
     table: Table,
     path: &str,
@@ -452,7 +529,7 @@ fn read_parquet(
 }
 
 /// The rows `replace` does not replace.
-fn keep_rows(
+pub(crate) fn keep_rows(
     batch: &RecordBatch,
     replace: &Replace,
     (table, partition): (Table, usize),
@@ -493,7 +570,10 @@ fn keep_rows(
 
 /// Lines an earlier file's batch up with the current schema: columns by name, new columns
 /// null. A column that changed type or disappeared is refused rather than dropped.
-fn align(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, String> {
+pub(crate) fn align(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+) -> std::result::Result<RecordBatch, String> {
     if batch.schema().fields() == schema.fields() {
         return RecordBatch::try_new(Arc::clone(schema), batch.columns().to_vec())
             .map_err(|e| e.to_string());

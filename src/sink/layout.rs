@@ -18,6 +18,21 @@ pub fn data_file(table: Table, day: i32, slice: HourSlice, owner: &Owner, index:
     )
 }
 
+/// The start of a Delta table's data file name, unique by `unique` (the run and a
+/// counter): `{table}/date=D/{slice}-{owner}-{unique}`; the writer adds `-NNN.parquet`.
+pub fn unique_data_file(
+    table: Table,
+    day: i32,
+    slice: HourSlice,
+    owner: &Owner,
+    unique: &str,
+) -> String {
+    format!(
+        "{table}/date={}/{slice}-{owner}-{unique}",
+        day_to_string(day)
+    )
+}
+
 /// A job's staging folder: each run stages under its own `{run}/` there.
 pub fn staging_dir(job: &str) -> String {
     format!("_voxlake/staging/{job}")

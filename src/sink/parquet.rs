@@ -13,7 +13,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use super::layout::data_file;
+use super::layout::{data_file, unique_data_file};
 use super::store::Lake;
 use crate::error::{Error, Result};
 use crate::hours::HourSlice;
@@ -30,6 +30,19 @@ pub struct StagedFile {
     pub final_path: String,
     /// Rows in it.
     pub rows: u64,
+    /// Its size in bytes.
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+/// Where a set of files is written.
+#[derive(Clone, Debug)]
+pub enum Placement {
+    /// Under a staging folder of its own (unique to the set), published by a journal.
+    Staged(String),
+    /// At its final place in the table, under a name made unique by this text (Delta
+    /// tables: a file is not part of the table until the log says so).
+    InPlace(String),
 }
 
 /// Writer settings shared by every file of a run.
@@ -58,11 +71,20 @@ impl WriterSettings {
         })
     }
 
-    fn properties_for(&self, table: Table, slice: HourSlice) -> WriterProperties {
-        let metadata = vec![
-            KeyValue::new("voxlake.table".into(), table.name().to_string()),
-            KeyValue::new("voxlake.slice".into(), slice.to_string()),
-        ];
+    /// The properties of a file of `table`, naming the table and (when it holds one hour's
+    /// rows) the hour in its key-value metadata.
+    pub(crate) fn properties_for(
+        &self,
+        table: Table,
+        slice: Option<HourSlice>,
+    ) -> WriterProperties {
+        let mut metadata = vec![KeyValue::new(
+            "voxlake.table".into(),
+            table.name().to_string(),
+        )];
+        if let Some(slice) = slice {
+            metadata.push(KeyValue::new("voxlake.slice".into(), slice.to_string()));
+        }
         self.properties
             .clone()
             .into_builder()
@@ -99,8 +121,8 @@ pub struct SliceFiles {
     schema: SchemaRef,
     slice: HourSlice,
     owner: Owner,
-    /// The folder this set of files is staged in (unique to it).
-    staging: String,
+    /// Where this set of files is written.
+    placement: Placement,
     settings: Arc<WriterSettings>,
     days: BTreeMap<i32, DayFiles>,
     rows: u64,
@@ -112,14 +134,14 @@ fn parquet_error(path: &str, e: parquet::errors::ParquetError) -> Error {
 }
 
 impl SliceFiles {
-    /// Files for `owner`'s `table` in `slice`, staged under `staging` (a folder no other set
-    /// of files uses).
+    /// Files for `owner`'s `table` in `slice`, written as `placement` says (a staging folder
+    /// or a unique name no other set of files uses).
     pub fn new(
         lake: Lake,
         table: Table,
         schema: SchemaRef,
         (slice, owner): (HourSlice, Owner),
-        staging: String,
+        placement: Placement,
         settings: Arc<WriterSettings>,
     ) -> SliceFiles {
         SliceFiles {
@@ -128,7 +150,7 @@ impl SliceFiles {
             schema,
             slice,
             owner,
-            staging,
+            placement,
             settings,
             days: BTreeMap::new(),
             rows: 0,
@@ -206,9 +228,19 @@ impl SliceFiles {
         if files.open.is_some() {
             return Ok(());
         }
-        let final_path = data_file(self.table, day, self.slice, &self.owner, files.next_index);
-        let staged = format!("{}/{final_path}", self.staging);
-        let properties = self.settings.properties_for(self.table, self.slice);
+        let index = files.next_index;
+        let (staged, final_path) = match &self.placement {
+            Placement::Staged(folder) => {
+                let final_path = data_file(self.table, day, self.slice, &self.owner, index);
+                (format!("{folder}/{final_path}"), final_path)
+            }
+            Placement::InPlace(unique) => {
+                let path = unique_data_file(self.table, day, self.slice, &self.owner, unique);
+                let path = format!("{path}-{index:03}.parquet");
+                (path.clone(), path)
+            }
+        };
+        let properties = self.settings.properties_for(self.table, Some(self.slice));
         let writer = AsyncArrowWriter::try_new(
             self.lake.writer(&staged),
             Arc::clone(&self.schema),
@@ -258,6 +290,7 @@ async fn close_open(files: &mut DayFiles) -> Result<()> {
             staged: file.staged,
             final_path: file.final_path,
             rows: file.rows,
+            bytes: file.writer.bytes_written() as u64,
         });
     }
     Ok(())

@@ -18,6 +18,9 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::output::{Output, StoreSettings};
 
+/// A folder's own store, the store its absolute paths are in, and its URL.
+pub(crate) type FolderStores = (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>, url::Url);
+
 /// The output: a store and a key prefix under it.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -146,8 +149,7 @@ impl Lake {
                 })?;
                 let store = LocalFileSystem::new_with_prefix(path)
                     .map_err(|e| Error::Input(format!("output {}: {e}", path.display())))?
-                    .with_automatic_cleanup(true)
-                    .with_fsync(true);
+                    .with_automatic_cleanup(true);
                 Ok(Lake {
                     store: Arc::new(store),
                     prefix: None,
@@ -279,6 +281,52 @@ impl Lake {
         self.path(relative)
     }
 
+    /// What a Delta table at `folder` is opened with: a store rooted at the folder, the
+    /// store its paths are absolute in (the filesystem's root locally, the bucket on S3), and
+    /// the folder's URL (`file:///…/` or `s3://bucket/prefix/…/`).
+    pub(crate) fn folder_stores(&self, folder: &str) -> Result<FolderStores> {
+        let prefixed: Arc<dyn ObjectStore> = Arc::new(object_store::prefix::PrefixStore::new(
+            Arc::clone(&self.store),
+            self.path(folder),
+        ));
+        let bad = |e: String| Error::Internal(format!("the URL of {folder}: {e}"));
+        match &self.local_root {
+            Some(root) => {
+                let absolute = std::fs::canonicalize(root)
+                    .map_err(|e| Error::Store(format!("output {}: {e}", self.shown)))?
+                    .join(folder);
+                let url = url::Url::from_directory_path(&absolute)
+                    .map_err(|()| bad("not an absolute path".into()))?;
+                Ok((prefixed, Arc::new(LocalFileSystem::new()), url))
+            }
+            None => {
+                let url = url::Url::parse(&format!("{}/{folder}/", self.shown))
+                    .map_err(|e| bad(e.to_string()))?;
+                Ok((prefixed, Arc::clone(&self.store), url))
+            }
+        }
+    }
+
+    /// Creates a folder of a local output (object stores have none to create).
+    pub fn create_local_folder(&self, folder: &str) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            std::fs::create_dir_all(root.join(folder)).map_err(|e| {
+                Error::Store(format!("output {}: creating {folder}: {e}", self.shown))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether anything at all is stored under `folder`.
+    pub async fn exists_under(&self, folder: &str) -> Result<bool> {
+        let prefix = self.path(folder);
+        let mut listing = self.store.list(Some(&prefix));
+        match listing.try_next().await {
+            Ok(found) => Ok(found.is_some()),
+            Err(e) => Err(store_error("listing", folder, e)),
+        }
+    }
+
     /// Removes the empty folders a local store leaves behind under `folder` (object stores
     /// have no folders, so there is nothing to do for them).
     pub fn remove_empty_folders(&self, folder: &str) {
@@ -318,7 +366,28 @@ impl Lake {
             .put(&self.path(relative), PutPayload::from(body))
             .await
             .map_err(|e| store_error("writing", relative, e))?;
-        Ok(())
+        self.sync_local(relative).await
+    }
+
+    /// For a local output: flushes a file just written or moved, and its folder, to disk
+    /// (object_store 0.13's local store does not fsync), so that a commit point survives a
+    /// power loss as well as a crash. Object stores are durable when they answer.
+    async fn sync_local(&self, relative: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let path = root.join(relative);
+        let sync = move || -> std::io::Result<()> {
+            std::fs::File::open(&path)?.sync_all()?;
+            if let Some(folder) = path.parent() {
+                std::fs::File::open(folder)?.sync_all()?;
+            }
+            Ok(())
+        };
+        tokio::task::spawn_blocking(sync)
+            .await
+            .map_err(|e| Error::Internal(format!("sync stopped: {e}")))?
+            .map_err(|e| Error::Store(format!("output store: syncing {relative}: {e}")))
     }
 
     /// Reads a JSON object; `None` when it does not exist.
@@ -347,7 +416,7 @@ impl Lake {
     /// Moves an object, replacing the target. Returns false when `from` does not exist.
     pub async fn rename(&self, from: &str, to: &str) -> Result<bool> {
         match self.store.rename(&self.path(from), &self.path(to)).await {
-            Ok(()) => Ok(true),
+            Ok(()) => self.sync_local(to).await.map(|()| true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(store_error("publishing", to, e)),
         }
