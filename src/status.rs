@@ -11,9 +11,11 @@ use crate::exit::Exit;
 use crate::hours::HourSlice;
 use crate::job::JobPlan;
 use crate::output::Output;
+use crate::output::TableFormat;
 use crate::sink::Lake;
+use crate::sink::delta::DeltaTables;
 use crate::sink::layout::{run_manifest, slice_records_dir};
-use crate::state::{Coverage, JobState};
+use crate::state::{JobState, merged_coverage, state_names};
 
 /// Prints the status; exit code 0.
 pub async fn print(plan: &JobPlan, now: DateTime<Utc>) -> Result<Exit> {
@@ -36,6 +38,11 @@ pub async fn print(plan: &JobPlan, now: DateTime<Utc>) -> Result<Exit> {
 /// The status as text.
 pub async fn render(plan: &JobPlan, lake: &Lake, now: DateTime<Utc>) -> Result<String> {
     let state = JobState::load(lake, &plan.name).await?;
+    // A sharded backfill's workers keep state of their own; the job's status is all of it.
+    let mut names = state_names(lake, &plan.name).await?;
+    if !names.contains(&plan.name) {
+        names.insert(0, plan.name.clone());
+    }
     let mut out = String::new();
     let _ = writeln!(out, "job {} → {}", plan.name, lake.shown());
     let watermark = state.watermark_time();
@@ -75,6 +82,19 @@ pub async fn render(plan: &JobPlan, lake: &Lake, now: DateTime<Utc>) -> Result<S
             let _ = writeln!(out, "last run: none");
         }
     }
+    for name in names.iter().filter(|n| **n != plan.name) {
+        if let Some(last) = JobState::load(lake, name).await?.last_run {
+            let _ = writeln!(
+                out,
+                "last run of {name}: {} ({}) {} at {}, {} failed",
+                last.run_id, last.mode, last.outcome, last.finished_at, last.failed_calls
+            );
+        }
+    }
+    let delta = match plan.format {
+        TableFormat::Delta => Some(DeltaTables::open(lake, &plan.tables).await?),
+        TableFormat::Parquet => None,
+    };
     let nightly_end = HourSlice::from_time(now - plan.lag).start();
     let nightly_start = watermark.or(plan.start.map(|s| HourSlice::from_time(s).start()));
     let accounts = match plan.named_accounts() {
@@ -91,8 +111,11 @@ pub async fn render(plan: &JobPlan, lake: &Lake, now: DateTime<Utc>) -> Result<S
         .iter()
         .flat_map(|(owner, tables)| tables.iter().map(move |t| (owner, *t)))
     {
-        let coverage = Coverage::load(lake, &plan.name, owner, table).await?;
-        let slices = lake.list(&slice_records_dir(owner, table)).await?.len();
+        let coverage = merged_coverage(lake, &names, owner, table).await?;
+        let slices = match &delta {
+            Some(tables) => tables.hours_with_data(table, owner).await?,
+            None => lake.list(&slice_records_dir(owner, table)).await?.len(),
+        };
         if several {
             let _ = writeln!(out, "{table} ({owner}): {slices} hours with data");
         } else {

@@ -5,6 +5,7 @@ mod util;
 
 mod bad_input;
 mod cli;
+mod delta;
 mod faults;
 mod fuzz;
 mod http_client;

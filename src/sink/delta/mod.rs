@@ -397,6 +397,23 @@ impl DeltaTables {
             .ok_or_else(|| Error::Internal(format!("delta table {table} was not prepared")))
     }
 
+    /// How many hours of the owner's rows the table holds (0 when it does not exist).
+    pub async fn hours_with_data(&self, table: Table, owner: &crate::ids::Owner) -> Result<usize> {
+        let Some(log) = self.tables.get(&table) else {
+            return Ok(0);
+        };
+        let Some(snapshot) = log.snapshot().await? else {
+            return Ok(0);
+        };
+        let hours: std::collections::BTreeSet<HourSlice> = log
+            .data_files(&snapshot)
+            .iter()
+            .filter(|f| f.owner == owner.as_str())
+            .flat_map(|f| f.slices.iter().map(|s| s.slice))
+            .collect();
+        Ok(hours.len())
+    }
+
     /// Every table opened.
     pub fn all(&self) -> impl Iterator<Item = &TableLog> {
         self.tables.values()
