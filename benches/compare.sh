@@ -9,7 +9,8 @@
 #
 # Steps: release build; `voxlake simulate --calls N` on 127.0.0.1 (no rate limit); `voxlake run`
 # of a window job (insights_metrics, limiter wide open: 10 000 req/s, concurrency 8, page_size
-# 1000) under /usr/bin/time -v (wall, CPU, peak RSS); the same Metrics pages saved as files
+# 1000) under /usr/bin/time -v (wall, CPU, peak RSS), and the same job with format = "delta"
+# (interleaved with it, for the delta/parquet ratio); the same Metrics pages saved as files
 # (benches/support/fetch_pages.py: the same discovery, the same requests, the same bytes);
 # DuckDB (python duckdb) read_json + unnest + voxlake's columns + COPY … (FORMAT parquet,
 # COMPRESSION zstd, PARTITION_BY (date)) with 1 thread and with its default threads
@@ -153,6 +154,7 @@ write_job() { # name tables-toml-list output url
 name = "$1"
 output = "$3"
 tables = [$2]
+format = "${FORMAT:-parquet}"
 
 [twilio]
 insights_url = "$4"
@@ -217,6 +219,9 @@ for i in $(seq 1 "$REPEAT"); do
   echo "== voxlake run (insights_metrics) against $SIM_URL, $i of $REPEAT"
   voxlake_run "metrics-$i" '"insights_metrics"' "$SIM_URL"
   echo "   $(field "$WORK/metrics-$i.measure" 1)s wall"
+  echo "== voxlake run (insights_metrics) with format = \"delta\", $i of $REPEAT"
+  FORMAT=delta voxlake_run "delta-$i" '"insights_metrics"' "$SIM_URL"
+  echo "   $(field "$WORK/delta-$i.measure" 1)s wall"
   if [ -n "$BASELINE" ]; then
     echo "== baseline $BASELINE, $i of $REPEAT"
     RUN_BIN="$BASELINE" voxlake_run "baseline-$i" '"insights_metrics"' "$SIM_URL"
@@ -239,6 +244,13 @@ V_RSS=$(field "$WORK/$M.measure" 3)
 V_SIMCPU=$(echo "scale=2; $(cat "$WORK/$M.simticks") / $CLK_TCK" | bc)
 V_LAKE="$WORK/$M-lake"
 echo "   median of [$WALLS]s: $V_ROWS rows, $V_REQ requests, ${V_WALL}s wall, ${V_CPU}s CPU (simulator ${V_SIMCPU}s CPU), peak RSS $V_RSS kB"
+read -r DL DL_WALLS < <(median_run delta "$REPEAT")
+DL_ROWS=$(field "$WORK/$DL.rows" 1)
+DL_WALL=$(field "$WORK/$DL.measure" 1)
+DL_CPU=$(field "$WORK/$DL.measure" 2)
+DL_RSS=$(field "$WORK/$DL.measure" 3)
+echo "   delta median of [$DL_WALLS]s: $DL_ROWS rows, ${DL_WALL}s wall, ${DL_CPU}s CPU, peak RSS $DL_RSS kB"
+[ "$DL_ROWS" = "$V_ROWS" ] || echo "   WARNING: delta wrote $DL_ROWS rows, parquet $V_ROWS"
 if [ "$V_ROWS" -lt "$MIN_ROWS" ]; then
   echo "compare.sh: only $V_ROWS metric rows (< $MIN_ROWS): raise --calls" >&2
   exit 1
@@ -323,6 +335,7 @@ for label, d in ((f"DuckDB COPY, threads={d1[3]}", d1), (f"DuckDB COPY, threads=
 print()
 print(f"ratio voxlake / DuckDB 1 thread   : {v / rate(d1[0], d1[1]):.2f}x   (target >= 2x)")
 print(f"ratio voxlake / DuckDB {dn[3]} threads  : {v / rate(dn[0], dn[1]):.2f}x")
+print(f"format = delta / parquet          : wall {$DL_WALL / v_wall:.2f}x, CPU {$DL_CPU / v_cpu:.2f}x, peak RSS {$DL_RSS / v_rss:.2f}x ({$DL_RSS / 1024:.0f} MB)   (goal <= 1.1x time, <= 1.2x RSS)")
 print(f"voxlake all per-call tables       : {a[0]:,} rows in {a[1]:.2f}s = {rate(a[0], a[1]):,.0f} rows/s, {a[2]:.1f}s CPU, peak RSS {a[3] / 1024:.0f} MB")
 if "$BASELINE":
     bw, bc = float("${B_WALL:-0}"), float("${B_CPU:-0}")

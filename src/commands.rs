@@ -320,7 +320,14 @@ async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<Exit> {
         _ => None,
     };
     let output_text = output.to_string_lossy().to_string();
+    // The same job again as Delta Lake tables, into `{output}/delta`.
+    let mut delta_config = config.clone();
+    delta_config.name = "demo-delta".into();
+    delta_config.format = "delta".into();
+    let delta_output = format!("{}/delta", output_text.trim_end_matches('/'));
     let plan = JobPlan::from_config(config, Some(&output_text), &env)
+        .map_err(|e| Error::Internal(format!("jobs/demo.toml: {e}")))?;
+    let delta_plan = JobPlan::from_config(delta_config, Some(&delta_output), &env)
         .map_err(|e| Error::Internal(format!("jobs/demo.toml: {e}")))?;
     let tables = plan.tables.clone();
     let mode = RunMode::Window {
@@ -333,11 +340,39 @@ async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<Exit> {
         now: Some(to),
         ..run_options(cli)?
     };
-    let report = run::execute(plan, mode, options).await;
+    let report = run::execute(plan, mode.clone(), options.clone()).await;
+    let delta_report = match &report {
+        Ok(_) => Some(run::execute(delta_plan, mode, options).await),
+        Err(_) => None,
+    };
     sim.shutdown().await;
     let report = report?;
     print_demo(&report, &tables, &output_text);
-    Ok(report.exit())
+    let Some(delta_report) = delta_report else {
+        return Ok(report.exit());
+    };
+    let delta_report = delta_report?;
+    print_delta_demo(&delta_report, &delta_output);
+    Ok(match report.exit() {
+        Exit::Done => delta_report.exit(),
+        failed => failed,
+    })
+}
+
+fn print_delta_demo(report: &RunReport, output: &str) {
+    let mut out = std::io::stdout().lock();
+    let rows: u64 = report.tables.values().map(|c| c.rows).sum();
+    let _ = writeln!(
+        out,
+        "\nThe same job with format = \"delta\": {rows} rows in Delta Lake tables under {output} \
+         ({} Delta commits, one per table and hour) in {:.1}s. In DuckDB (its delta extension):",
+        report.delta_commits.len(),
+        report.duration_secs
+    );
+    let _ = writeln!(
+        out,
+        "  SELECT date, count(*) FROM delta_scan('{output}/insights_metrics') GROUP BY date;"
+    );
 }
 
 fn print_demo(report: &RunReport, tables: &[Table], output: &str) {

@@ -819,3 +819,119 @@ fn formats_are_not_mixed_in_one_table() {
     ]);
     assert_eq!(compact.code, 2, "{}", compact.stderr);
 }
+
+/// moto's S3 server, served one request at a time (`tests/moto_s3.py`: its conditional PUT
+/// is then atomic, as AWS S3's is); stops when dropped.
+struct MotoS3 {
+    child: std::process::Child,
+    url: String,
+}
+
+impl MotoS3 {
+    fn start(python: &str) -> MotoS3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moto_s3.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .args([&port.to_string(), "lake"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("moto says ready");
+        assert_eq!(line.trim(), "ready");
+        MotoS3 {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn vars(&self) -> Vec<(&str, &str)> {
+        let mut vars = sim_vars();
+        vars.extend([
+            ("AWS_ACCESS_KEY_ID", "AKIAMOTO"),
+            ("AWS_SECRET_ACCESS_KEY", "moto-secret"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", self.url.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+        ]);
+        vars
+    }
+
+    /// Copies every object under `prefix/` into `dir`, through the S3 API.
+    fn download(&self, prefix: &str, dir: &Path) {
+        use futures::TryStreamExt;
+        use object_store::{ObjectStore, ObjectStoreExt};
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name("lake")
+            .with_region("us-east-1")
+            .with_endpoint(&self.url)
+            .with_allow_http(true)
+            .with_access_key_id("AKIAMOTO")
+            .with_secret_access_key("moto-secret")
+            .build()
+            .expect("store");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let root = object_store::path::Path::from(prefix);
+            let objects: Vec<_> = store.list(Some(&root)).try_collect().await.expect("list");
+            for object in objects {
+                let key = object.location.to_string();
+                let bytes = store
+                    .get(&object.location)
+                    .await
+                    .expect("get")
+                    .bytes()
+                    .await
+                    .expect("bytes");
+                let path = dir.join(key[prefix.len()..].trim_start_matches('/'));
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                std::fs::write(path, bytes).expect("write");
+            }
+        });
+    }
+}
+
+impl Drop for MotoS3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn four_workers_fill_one_s3_lake_exactly_once() {
+    let Some(python) = delta_python() else {
+        return;
+    };
+    let s3 = MotoS3::start(&python);
+    let world = World::with_sim(sim_config(30));
+    let tables = ["insights_metrics", "calls"];
+    let job = world.job(&tables, &format!("{DELTA}\noutput = \"s3://lake/voice\""));
+    let job = job.to_str().expect("job");
+    let outcomes = run_shards(&world, job, 4, &s3.vars());
+    for outcome in &outcomes {
+        assert_ok(outcome);
+    }
+    s3.download("voice", &world.lake());
+    let state = replay(&table_dir(&world, "insights_metrics"), None);
+    assert_eq!(
+        state.rows_by_date(),
+        expected_by_date(&world, "insights_metrics", FROM, TO)
+    );
+    assert_eq!(
+        state.rows_by_hour(),
+        expected_by_hour(&world, "insights_metrics")
+    );
+    assert_eq!(replay(&table_dir(&world, "calls"), None).rows(), 30);
+    assert_no_commit_lost(&world, &tables);
+    for table in tables {
+        assert_readers_agree(&read_back(&python, &table_dir(&world, table), None));
+    }
+}
