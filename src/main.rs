@@ -51,7 +51,9 @@ fn init_logging(cli: &Cli) {
     let filter = std::env::var("VOXLAKE_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("warn,voxlake={level}")));
+        // delta-rs logs, as errors, the commit races voxlake resolves by committing again;
+        // what it cannot resolve comes back to voxlake as an error, and is reported there.
+        .unwrap_or_else(|| EnvFilter::new(format!("warn,voxlake={level},deltalake_core=off")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
