@@ -169,6 +169,8 @@ pub struct TableLog {
     table: Table,
     lake: Lake,
     log_store: LogStoreRef,
+    /// The last snapshot read, brought up to date incrementally (only the commits since).
+    cached: tokio::sync::Mutex<Option<DeltaTableState>>,
 }
 
 impl TableLog {
@@ -179,6 +181,7 @@ impl TableLog {
             table,
             lake: lake.clone(),
             log_store,
+            cached: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -187,8 +190,20 @@ impl TableLog {
         self.table
     }
 
-    /// The latest snapshot; None while the table has no log.
+    /// The latest snapshot; None while the table has no log. The commits since the last
+    /// snapshot are read on top of it; the whole log only the first time.
     pub(crate) async fn snapshot(&self) -> Result<Option<DeltaTableState>> {
+        let mut cached = self.cached.lock().await;
+        if let Some(state) = cached.as_mut() {
+            match state.update(self.log_store.as_ref(), None).await {
+                Ok(()) => return Ok(Some(state.clone())),
+                Err(e) => {
+                    tracing::debug!(table = %self.table, error = %e,
+                        "reading the log again from its start");
+                    *cached = None;
+                }
+            }
+        }
         let log = format!("{}/_delta_log/", self.table);
         if !self.lake.exists_under(&log).await? {
             return Ok(None);
@@ -199,11 +214,12 @@ impl TableLog {
             Err(DeltaTableError::NotATable(_)) => return Ok(None),
             Err(e) => return Err(delta_error(self.table, "reading the log", e)),
         }
-        table
+        let state = table
             .snapshot()
             .cloned()
-            .map(Some)
-            .map_err(|e| delta_error(self.table, "reading the log", e))
+            .map_err(|e| delta_error(self.table, "reading the log", e))?;
+        *cached = Some(state.clone());
+        Ok(Some(state))
     }
 
     /// The data files of a snapshot.
