@@ -744,80 +744,38 @@ fn compact_keeps_every_row_in_fewer_files_in_one_version() {
     );
 }
 
+/// `voxlake run JOB --from FROM --to TO` (the simulator's day).
+fn run_day(world: &World, job: &Path) -> Outcome {
+    let job = job.to_str().expect("job");
+    world.voxlake(&["run", job, "--from", FROM, "--to", TO])
+}
+
+/// A refused command: exit 2 with `message` in stderr.
+fn assert_refused(outcome: &Outcome, message: &str) {
+    assert_eq!(outcome.code, 2, "{}", outcome.stderr);
+    assert!(outcome.stderr.contains(message), "{}", outcome.stderr);
+}
+
 #[test]
 fn formats_are_not_mixed_in_one_table() {
     let world = World::with_sim(sim_config(5));
     let parquet = world.job_named("p", &world.base_url(), &["insights_metrics"], "");
     let delta = world.job_named("d", &world.base_url(), &["insights_metrics"], DELTA);
-    assert_ok(&world.voxlake(&[
-        "run",
-        parquet.to_str().expect("job"),
-        "--from",
-        FROM,
-        "--to",
-        TO,
-    ]));
+    assert_ok(&run_day(&world, &parquet));
     let requests = world.stats().requests;
-    let refused = world.voxlake(&[
-        "run",
-        delta.to_str().expect("job"),
-        "--from",
-        FROM,
-        "--to",
-        TO,
-    ]);
-    assert_eq!(refused.code, 2, "{}", refused.stderr);
-    assert!(
-        refused.stderr.contains("no Delta log"),
-        "{}",
-        refused.stderr
-    );
+    assert_refused(&run_day(&world, &delta), "no Delta log");
     assert_eq!(world.stats().requests, requests);
     let other = World::with_sim(sim_config(5));
     let delta = other.job_named("d", &other.base_url(), &["insights_metrics"], DELTA);
     let parquet = other.job_named("p", &other.base_url(), &["insights_metrics"], "");
-    assert_ok(&other.voxlake(&[
-        "run",
-        delta.to_str().expect("job"),
-        "--from",
-        FROM,
-        "--to",
-        TO,
-    ]));
-    let refused = other.voxlake(&[
-        "run",
-        parquet.to_str().expect("job"),
-        "--from",
-        FROM,
-        "--to",
-        TO,
-    ]);
-    assert_eq!(refused.code, 2, "{}", refused.stderr);
-    assert!(
-        refused.stderr.contains("is a Delta table"),
-        "{}",
-        refused.stderr
-    );
-    let bad = other.voxlake(&[
-        "backfill",
-        parquet.to_str().expect("job"),
-        "--from",
-        FROM,
-        "--to",
-        TO,
-        "--shard",
-        "4/4",
-    ]);
-    assert_eq!(bad.code, 2, "{}", bad.stderr);
-    let compact = other.voxlake(&[
-        "compact",
-        parquet.to_str().expect("job"),
-        "--from",
-        FROM,
-        "--to",
-        TO,
-    ]);
-    assert_eq!(compact.code, 2, "{}", compact.stderr);
+    assert_ok(&run_day(&other, &delta));
+    assert_refused(&run_day(&other, &parquet), "is a Delta table");
+    let parquet = parquet.to_str().expect("job");
+    let window = ["--from", FROM, "--to", TO];
+    let bad_shard = [&["backfill", parquet][..], &window, &["--shard", "4/4"]].concat();
+    assert_refused(&other.voxlake(&bad_shard), "--shard");
+    let compact = [&["compact", parquet][..], &window].concat();
+    assert_refused(&other.voxlake(&compact), "compact rewrites Delta tables");
 }
 
 /// moto's S3 server, served one request at a time (`tests/moto_s3.py`: its conditional PUT
