@@ -129,6 +129,33 @@ pub enum Command {
         #[arg(long, default_value = "7d")]
         retain: String,
     },
+    /// Write a self-contained HTML call-quality report of a window of the job's lake (calls,
+    /// MOS, jitter, loss and latency per edge, call tags, the worst calls, quality by country,
+    /// platform and SDK version, errors).
+    Report {
+        /// The job file (TOML): whose lake, in which format.
+        job: PathBuf,
+        /// `--from` / `--to` (default: the 7 days up to the last day with data).
+        #[command(flatten)]
+        window: WindowArgs,
+        /// The HTML file to write (replaced whole).
+        #[arg(long, default_value = "report.html", value_name = "FILE")]
+        output_file: PathBuf,
+        /// Also write the report's figures as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// The lake (path, file://, s3://bucket/prefix); overrides the job's output.
+        #[arg(long)]
+        output: Option<String>,
+        /// A threshold of the tags computed for calls without a call summary (repeatable):
+        /// low_mos=3.5, high_rtt_ms=400, high_jitter_avg_ms=5, high_jitter_max_ms=30,
+        /// high_packet_loss_pct=5 (Twilio's documented values are the defaults).
+        #[arg(long = "threshold", value_name = "NAME=VALUE")]
+        thresholds: Vec<String>,
+        /// Files read at once (default: the machine's cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Serve the simulated APIs on 127.0.0.1 until stopped.
     Simulate(SimulateArgs),
     /// Print the schema of one table, or of all.

@@ -12,6 +12,7 @@ use crate::exit::Exit;
 use crate::ids::{CallSid, ConferenceSid, TelnyxId};
 use crate::job::plan::{LONG_WINDOW_DAYS, RUN_WINDOW_DAYS, check_window_start};
 use crate::job::{JobConfig, JobPlan};
+use crate::report;
 use crate::run::{self, RunMode, RunOptions, RunReport};
 use crate::schema::{Schemas, Table, describe};
 use crate::shard::Shard;
@@ -97,6 +98,30 @@ pub async fn dispatch(cli: &Cli) -> Result<Exit> {
             let plan = load_plan(job, output.as_deref())?;
             let now = run_options(cli)?.now.unwrap_or_else(Utc::now);
             crate::sink::delta::compact::run(&plan, window, retain, now).await
+        }
+        Command::Report {
+            job,
+            window,
+            output_file,
+            json,
+            output,
+            thresholds,
+            threads,
+        } => {
+            let plan = JobPlan::load_for_reading(job, output.as_deref())?;
+            let request = report::ReportRequest {
+                window: parse_window(window)?,
+                output_file: output_file.clone(),
+                json: json.clone(),
+                thresholds: report::figures::Thresholds::default().with(thresholds)?,
+                threads: match threads {
+                    Some(0) => return Err(Error::Input("--threads must be at least 1".into())),
+                    Some(n) => *n,
+                    None => std::thread::available_parallelism().map_or(2, usize::from),
+                },
+                now: run_options(cli)?.now.unwrap_or_else(Utc::now),
+            };
+            report::run(&plan, &request).await
         }
         Command::Demo { output, calls } => demo(cli, output, *calls).await,
         Command::Simulate(args) => simulate(args).await,

@@ -20,6 +20,7 @@ pub mod ids;
 pub mod job;
 pub mod output;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod schema;
 pub mod secret;

@@ -305,11 +305,31 @@ impl JobPlan {
             .map_err(|e| Error::Input(format!("job file {}: {e}", path.display())))
     }
 
+    /// Loads a job file for reading its lake only (`voxlake report`): everything is checked
+    /// as for a run, but no API credential is needed, and none is read.
+    pub fn load_for_reading(path: &Path, output: Option<&str>) -> Result<JobPlan> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Input(format!("cannot read job file {}: {e}", path.display())))?;
+        let config: JobConfig = toml::from_str(&text)
+            .map_err(|e| Error::Input(format!("job file {}: {e}", path.display())))?;
+        JobPlan::checked(config, output, None)
+            .map_err(|e| Error::Input(format!("job file {}: {e}", path.display())))
+    }
+
     /// Checks a parsed job file.
     pub fn from_config(
         config: JobConfig,
         output: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<JobPlan, String> {
+        JobPlan::checked(config, output, Some(env))
+    }
+
+    /// Checks a parsed job file; reads the API credentials from `env` when given.
+    fn checked(
+        config: JobConfig,
+        output: Option<&str>,
+        env: Option<&Env<'_>>,
     ) -> Result<JobPlan, String> {
         check_name(&config.name)?;
         let output = Output::parse(output.unwrap_or(&config.output)).map_err(|e| e.to_string())?;
@@ -364,7 +384,10 @@ impl JobPlan {
             concurrency: in_range("twilio.concurrency", config.twilio.concurrency, 1, 256)?
                 as usize,
             page_size: in_range("twilio.page_size", config.twilio.page_size, 1, 1000)?,
-            credentials: needs_twilio.then(|| twilio_credentials(env)).transpose()?,
+            credentials: env
+                .filter(|_| needs_twilio)
+                .map(twilio_credentials)
+                .transpose()?,
             accounts: parse_accounts(config.accounts.as_ref())?,
         };
         let telnyx = TelnyxPlan {
@@ -379,7 +402,7 @@ impl JobPlan {
                 as usize,
             page_size: in_range("telnyx.page_size", config.telnyx.page_size, 1, 250)?,
             max_pages: in_range("telnyx.max_pages", config.telnyx.max_pages, 1, 10_000_000)?,
-            api_key: needs_telnyx.then(|| telnyx_key(env)).transpose()?,
+            api_key: env.filter(|_| needs_telnyx).map(telnyx_key).transpose()?,
         };
         Ok(JobPlan {
             name: config.name,
@@ -500,6 +523,9 @@ fn parse_origin(key: &str, text: &str) -> Result<Url, String> {
     }
     Ok(url)
 }
+
+/// Reads an environment variable (the real environment, or a test's).
+type Env<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 fn var(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
     env(name).filter(|v| !v.trim().is_empty())

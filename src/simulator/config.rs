@@ -39,7 +39,8 @@ pub struct SimConfig {
     pub rate_limit_per_sec: Option<u32>,
     /// Faults injected from the start (see [`crate::simulator::SimHandle::set_faults`]).
     pub faults: Faults,
-    /// Add fields no ingestion schema knows yet (`media_region`, `mos_lq`, `api_version`).
+    /// Add fields no ingestion schema knows yet (`media_region`, `mos_lq`, `api_version`),
+    /// and an SDK version that is markup (`<script>alert(1)</script>`, for readers' escaping).
     pub drift: bool,
     /// Odd values in the first Metrics page of each call: a first sample whose `mos` is the
     /// literal `1e400` (beyond a float), and an unknown `odd_counter` of

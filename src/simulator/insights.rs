@@ -427,7 +427,7 @@ pub(crate) fn events<'a>(
                 client_edge: None,
             };
             if edge == "sdk_edge" {
-                fill_sdk_event(&mut record, &facts, k, n, &mut r);
+                fill_sdk_event(&mut record, &facts, (k, n, ctx.drift), &mut r);
             } else {
                 fill_gateway_event(&mut record, gateway_site.clone(), k, n, &mut r);
             }
@@ -461,8 +461,7 @@ fn event_times(ctx: &Ctx, idx: usize, call: &SimCall, code: u64, n: usize) -> Ve
 fn fill_sdk_event(
     record: &mut EventRecord<'_>,
     facts: &CallFacts,
-    k: usize,
-    n: usize,
+    (k, n, drift): (usize, usize, bool),
     r: &mut Rng,
 ) {
     let first = if facts.direction == "inbound" {
@@ -486,12 +485,17 @@ fn fill_sdk_event(
     });
     record.sdk_edge = Some(SdkEventEdge {
         error,
-        metadata: sdk_metadata(facts),
+        metadata: sdk_metadata(facts, drift),
     });
 }
 
-/// The SDK's `metadata` (device, place, SDK build) of a Client call.
-fn sdk_metadata(facts: &CallFacts) -> SdkMetadata {
+/// What drift mode puts in the SDK's version: markup a reader of the data must show as text
+/// (the report's escaping is tested with it).
+pub(crate) const DRIFT_SDK_VERSION: &str = "<script>alert(1)</script>";
+
+/// The SDK's `metadata` (device, place, SDK build) of a Client call; with drift, its version
+/// is [`DRIFT_SDK_VERSION`].
+fn sdk_metadata(facts: &CallFacts, drift: bool) -> SdkMetadata {
     let p = facts.sdk;
     SdkMetadata {
         client_name: facts.client_name.clone(),
@@ -505,7 +509,7 @@ fn sdk_metadata(facts: &CallFacts) -> SdkMetadata {
         ip_address: facts.client_ip.clone(),
         sdk: Sdk {
             sdk_type: p.sdk_type,
-            version: p.version,
+            version: if drift { DRIFT_SDK_VERSION } else { p.version },
             platform: p.platform,
             selected_region: "gll",
             os: Os {

@@ -432,6 +432,12 @@ impl Lake {
 
     /// Every object under a folder, as paths relative to the output.
     pub async fn list(&self, folder: &str) -> Result<Vec<String>> {
+        let listed = self.list_sized(folder).await?;
+        Ok(listed.into_iter().map(|(path, _)| path).collect())
+    }
+
+    /// Every object under a folder with its size, sorted by path (relative to the output).
+    pub async fn list_sized(&self, folder: &str) -> Result<Vec<(String, u64)>> {
         let prefix = self.path(folder);
         let objects: Vec<_> = self
             .store
@@ -439,9 +445,29 @@ impl Lake {
             .try_collect()
             .await
             .map_err(|e| store_error("listing", folder, e))?;
-        let mut paths: Vec<String> = objects.iter().map(|o| self.relative(&o.location)).collect();
-        paths.sort();
-        Ok(paths)
+        let mut listed: Vec<(String, u64)> = objects
+            .iter()
+            .map(|o| (self.relative(&o.location), o.size))
+            .collect();
+        listed.sort();
+        Ok(listed)
+    }
+
+    /// The names of the folders directly under a folder (one listing with a delimiter, not
+    /// every object under it).
+    pub async fn subfolders(&self, folder: &str) -> Result<Vec<String>> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.path(folder)))
+            .await
+            .map_err(|e| store_error("listing", folder, e))?;
+        let mut names: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
     /// A streaming writer: buffered, uploaded in parts when large; nothing is visible at the
