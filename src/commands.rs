@@ -355,6 +355,7 @@ async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<Exit> {
     let delta_plan = JobPlan::from_config(delta_config, Some(&delta_output), &env)
         .map_err(|e| Error::Internal(format!("jobs/demo.toml: {e}")))?;
     let tables = plan.tables.clone();
+    let report_plan = plan.clone();
     let mode = RunMode::Window {
         from,
         to,
@@ -378,6 +379,20 @@ async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<Exit> {
     };
     let delta_report = delta_report?;
     print_delta_demo(&delta_report, &delta_output);
+    // And the call-quality report of what was written.
+    let request = report::ReportRequest {
+        window: Some((from, to)),
+        output_file: output.join("report.html"),
+        json: None,
+        thresholds: report::figures::Thresholds::default(),
+        threads: std::thread::available_parallelism().map_or(2, usize::from),
+        now: to,
+    };
+    println!();
+    report::run(&report_plan, &request).await?;
+    println!(
+        "  open it in a browser: it is one file, with no script and nothing loaded from the network"
+    );
     Ok(match report.exit() {
         Exit::Done => delta_report.exit(),
         failed => failed,

@@ -73,6 +73,32 @@ if [ -z "${VOXLAKE_DELTA_PYTHON:-}" ]; then
   if delta_venv_ok; then export VOXLAKE_DELTA_PYTHON="$DELTA_VENV/bin/python"; fi
 fi
 
+# The report's browser test: Debian's Chromium, driven by playwright-core from npm (it opens the
+# report headless and records console errors, requests and dialogs). CI fails rather than
+# skips that test when these cannot be installed (VOXLAKE_REQUIRE_BROWSER).
+if [ -z "${VOXLAKE_CHROMIUM:-}" ]; then
+  if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium (Debian's package, for the report's browser test; ~1 min once)"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q chromium >/dev/null; } \
+      || echo "   could not install chromium: the report's browser test will fail"
+  fi
+  if command -v chromium >/dev/null 2>&1; then VOXLAKE_CHROMIUM=$(command -v chromium); export VOXLAKE_CHROMIUM; fi
+fi
+if [ -z "${VOXLAKE_PLAYWRIGHT:-}" ]; then
+  PLAYWRIGHT="$TOOLS/playwright/node_modules"
+  if [ ! -d "$PLAYWRIGHT/playwright-core" ] && command -v npm >/dev/null 2>&1; then
+    echo "== installing playwright-core from npm (drives Chromium for the report's test; ~10 s once)"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS/playwright" playwright-core@1.64.1 \
+      || echo "   npm could not install playwright-core: the report's browser test will fail"
+  fi
+  if [ -d "$PLAYWRIGHT/playwright-core" ]; then export VOXLAKE_PLAYWRIGHT="$PLAYWRIGHT"; fi
+fi
+export VOXLAKE_REQUIRE_BROWSER=1
+
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"

@@ -14,6 +14,7 @@ mod per_call;
 mod prism;
 mod proxy;
 mod reliability;
+mod report;
 mod s3;
 mod safety;
 mod secrets;

@@ -471,4 +471,16 @@ fn the_demo_lands_every_twilio_table_and_metrics_join_their_calls() {
     ));
     assert!(join[0][0].as_i64() > Some(0));
     assert_eq!(join[0][0], join[0][1], "every metric row has its call");
+    // The demo also writes the call-quality report of its lake and says where.
+    let report = demo.join("report.html");
+    let page = std::fs::read_to_string(&report).expect("the demo writes report.html");
+    assert!(
+        page.contains("Call quality report") && page.contains("The 20 calls with the lowest MOS")
+    );
+    assert!(
+        out.stdout.contains(&format!("→ {}", report.display()))
+            || out.stdout.contains("report.html"),
+        "{}",
+        out.stdout
+    );
 }

@@ -224,7 +224,7 @@ fn window_days((from, to): (DateTime<Utc>, DateTime<Utc>)) -> Vec<i32> {
 }
 
 /// Reads every file of the tables in the window, `threads` at a time, and adds up what each
-/// gave.
+/// gave in file order (so the same lake gives the same figures to the last bit).
 async fn read_tables(
     lake: &Lake,
     index: &TableIndex,
@@ -237,40 +237,58 @@ async fn read_tables(
         return Ok(Collected::default());
     };
     let permits = Arc::new(Semaphore::new(threads.max(1)));
-    let mut tasks: JoinSet<Result<Collected>> = JoinSet::new();
-    let mut collected = Collected::default();
+    let mut tasks: JoinSet<Result<(usize, Collected)>> = JoinSet::new();
+    let mut merged = InOrder::default();
+    let mut next_file = 0usize;
     for table in tables {
         let spec = Arc::new(ScanSpec {
             columns: collect::columns(*table),
             from: window.0.timestamp_micros(),
             to: window.1.timestamp_micros(),
         });
-        collected.read.insert(*table, TableRead::default());
+        merged.collected.read.insert(*table, TableRead::default());
         for file in index.files(lake, *table, (first, last)).await? {
             let permit = Arc::clone(&permits)
                 .acquire_owned()
                 .await
                 .map_err(|e| Error::Internal(format!("report pool: {e}")))?;
-            let (lake, spec, table) = (lake.clone(), Arc::clone(&spec), *table);
+            let (lake, spec, table, number) = (lake.clone(), Arc::clone(&spec), *table, next_file);
+            next_file += 1;
             tasks.spawn(async move {
                 let part = read_file(&lake, table, &file, &spec).await;
                 drop(permit);
-                part
+                part.map(|part| (number, part))
             });
             while let Some(done) = tasks.try_join_next() {
-                collected.merge(joined(done)?);
+                merged.add(joined(done)?);
             }
         }
     }
     while let Some(done) = tasks.join_next().await {
-        collected.merge(joined(done)?);
+        merged.add(joined(done)?);
     }
-    Ok(collected)
+    Ok(merged.collected)
 }
 
-fn joined(
-    done: std::result::Result<Result<Collected>, tokio::task::JoinError>,
-) -> Result<Collected> {
+/// Parts merged in file order as they arrive (early arrivals wait, at most a pool's worth).
+#[derive(Default)]
+struct InOrder {
+    collected: Collected,
+    next: usize,
+    waiting: std::collections::BTreeMap<usize, Collected>,
+}
+
+impl InOrder {
+    fn add(&mut self, (number, part): (usize, Collected)) {
+        self.waiting.insert(number, part);
+        while let Some(part) = self.waiting.remove(&self.next) {
+            self.collected.merge(part);
+            self.next += 1;
+        }
+    }
+}
+
+fn joined<T>(done: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
     done.map_err(|e| Error::Internal(format!("report task: {e}")))?
 }
 
