@@ -25,6 +25,17 @@ const PLANTED: &str = "<script>alert(1)</script>";
 /// at `lake` (Telnyx lists only the last 24 h, so its table holds the last day, run with the
 /// clock pinned at the window's end).
 fn fill(world: &World, lake: &Path, tables: &[&str], extra: &str) {
+    fill_at(world, path(lake), tables, extra, &[]);
+}
+
+/// [`fill`] of any output (`s3://…` with the S3 server's `env`; the API credentials are added).
+fn fill_at(world: &World, lake: &str, tables: &[&str], extra: &str, env: &[(&str, &str)]) {
+    let mut vars = vec![
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+        ("TELNYX_API_KEY", TELNYX_KEY),
+    ];
+    vars.extend_from_slice(env);
     let twilio: Vec<&str> = tables
         .iter()
         .copied()
@@ -39,18 +50,21 @@ fn fill(world: &World, lake: &Path, tables: &[&str], extra: &str) {
         .filter(|(p, _)| p.iter().all(|t| tables.contains(t)))
     {
         let job = world.job_named("part", &world.base_url(), part, extra);
-        let out = world.voxlake(&[
-            "--now",
-            TO,
-            "run",
-            path(&job),
-            "--from",
-            from,
-            "--to",
-            TO,
-            "--output",
-            path(lake),
-        ]);
+        let out = world.voxlake_env(
+            &[
+                "--now",
+                TO,
+                "run",
+                path(&job),
+                "--from",
+                from,
+                "--to",
+                TO,
+                "--output",
+                lake,
+            ],
+            &vars,
+        );
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
 }
@@ -75,6 +89,16 @@ fn path(p: &Path) -> &str {
 /// Runs `voxlake report` (no API credentials in its environment: it needs none) and returns
 /// the outcome, the page and its figures.
 fn report(world: &World, job: &Path, args: &[&str]) -> (Outcome, String, Value) {
+    report_env(world, job, args, &[])
+}
+
+/// [`report`] with these environment variables (an S3 lake's).
+fn report_env(
+    world: &World,
+    job: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Outcome, String, Value) {
     let html = world.dir.path().join("report.html");
     let figures = world.dir.path().join("figures.json");
     let mut all = vec![
@@ -86,7 +110,7 @@ fn report(world: &World, job: &Path, args: &[&str]) -> (Outcome, String, Value) 
         path(&figures),
     ];
     all.extend_from_slice(args);
-    let out = world.voxlake_env(&all, &[]);
+    let out = world.voxlake_env(&all, env);
     if out.code != 0 {
         return (out, String::new(), Value::Null);
     }
@@ -685,5 +709,53 @@ fn the_report_opens_offline_in_chromium_and_planted_markup_stays_text() {
         png.starts_with(b"\x89PNG") && png.len() > 20_000,
         "{} bytes",
         png.len()
+    );
+}
+
+#[test]
+fn an_s3_lake_reports_what_the_same_local_lake_reports() {
+    let s3 = crate::s3::S3Server::start();
+    let (world, job) = lake_with(&ALL, "");
+    let aws: Vec<(&str, &str)> = s3
+        .env(crate::s3::SECRET)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("AWS_"))
+        .collect();
+    fill_at(&world, "s3://lake/voice", &ALL, "", &aws);
+    let (out, _, local) = report(&world, &job, &window_args());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut args = window_args().to_vec();
+    args.extend(["--output", "s3://lake/voice"]);
+    let (out, _, remote) = report_env(&world, &job, &args, &aws);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(remote["lake"], "s3://lake/voice");
+    for key in [
+        "rows_read",
+        "tables",
+        "calls",
+        "mos",
+        "metrics",
+        "tags",
+        "worst_calls",
+        "by_country",
+        "insights_events",
+        "telnyx_events",
+    ] {
+        assert!(
+            same_figures(&local[key], &remote[key]),
+            "{key}: {}\n{}",
+            local[key],
+            remote[key]
+        );
+    }
+    assert!(!out.stderr.contains(crate::s3::SECRET) && !out.stdout.contains(crate::s3::SECRET));
+
+    // A prefix that holds nothing is no lake.
+    let (out, _, _) = report_env(&world, &job, &["--output", "s3://lake/nothing-here"], &aws);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("holds no voxlake tables"),
+        "{}",
+        out.stderr
     );
 }
