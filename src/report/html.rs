@@ -16,7 +16,7 @@ th,td{padding:3px 9px;border-bottom:1px solid #eceff4;text-align:right;white-spa
 th{background:#f4f6f9;font-weight:600}td.t,th.t{text-align:left}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:8px 0}dt{color:#5b6577}dd{margin:0}
 .absent{color:#5b6577;font-style:italic}.empty{background:#fff4d6;border:1px solid #e8cf7a;padding:8px 12px}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:10px 18px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:10px 18px}.grid>div{overflow-x:auto}
 svg{display:block;max-width:100%}svg text{font:11px system-ui,sans-serif;fill:#5b6577}
 .key span{display:inline-block;margin-right:12px;font-size:12px}.key i{display:inline-block;width:10px;height:10px;margin-right:4px}
 small{color:#5b6577}
@@ -330,11 +330,9 @@ fn group_table(title: &str, groups: &Option<Vec<Group>>, source: &str) -> Markup
 fn breakdowns(f: &Figures) -> Markup {
     html! {
         h2 { "Quality by group " small { "(the 15 largest groups; few calls make a noisy figure)" } }
-        div.grid {
-            div { (group_table("By country", &f.by_country, "insights_events or call_summaries")) }
-            div { (group_table("By SDK platform or carrier", &f.by_platform, "insights_events or call_summaries")) }
-            div { (group_table("By SDK version", &f.by_sdk_version, "insights_events")) }
-        }
+        (group_table("By country", &f.by_country, "insights_events or call_summaries"))
+        (group_table("By SDK platform or carrier", &f.by_platform, "insights_events or call_summaries"))
+        (group_table("By SDK version", &f.by_sdk_version, "insights_events"))
     }
 }
 
