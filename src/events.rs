@@ -10,12 +10,19 @@ use serde::Serialize;
 use crate::schema::Table;
 
 /// Rows, pages and calls of one table in one run.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
 pub struct TableCounts {
     /// Rows fetched and written.
     pub rows: u64,
-    /// Pages fetched.
+    /// Pages fetched (records known from a listing count as pages, not as requests).
     pub pages: u64,
+    /// Units (calls, conferences, Telnyx listings) fetched for the table.
+    pub units: u64,
+    /// HTTP requests that brought the table's pages (retries not counted; a record a listing
+    /// already gave costs none).
+    pub requests: u64,
+    /// `requests / units`: what one call costs this table.
+    pub requests_per_unit: f64,
 }
 
 /// Counters of a run.
@@ -46,9 +53,24 @@ impl RunStats {
         self.pages.fetch_add(pages, Ordering::Relaxed);
     }
 
+    /// Adds the requests one unit made for a table.
+    pub fn add_requests(&self, table: Table, requests: u64) {
+        if let Ok(mut tables) = self.tables.lock() {
+            let counts = tables.entry(table).or_default();
+            counts.units += 1;
+            counts.requests += requests;
+        }
+    }
+
     /// Per-table counts so far.
     pub fn tables(&self) -> BTreeMap<Table, TableCounts> {
-        self.tables.lock().map(|t| t.clone()).unwrap_or_default()
+        let mut tables = self.tables.lock().map(|t| t.clone()).unwrap_or_default();
+        for counts in tables.values_mut() {
+            if counts.units > 0 {
+                counts.requests_per_unit = counts.requests as f64 / counts.units as f64;
+            }
+        }
+        tables
     }
 
     /// Reads a counter.

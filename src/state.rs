@@ -13,7 +13,7 @@ use crate::hours::HourSlice;
 use crate::ids::Owner;
 use crate::schema::Table;
 use crate::sink::Lake;
-use crate::sink::layout::{coverage_file, job_state};
+use crate::sink::layout::{call_starts, coverage_file, job_state};
 
 /// The hours of one table committed whole by window runs, as merged ranges of hour indexes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -287,5 +287,40 @@ mod tests {
         assert!(!c.contains(HourSlice::from_index(6)));
         c.mark(HourSlice::from_index(6));
         assert_eq!(c.ranges, vec![(3, 10)]);
+    }
+}
+
+/// Where and when the calls a job's per-SID runs fetched started (`_voxlake/call_starts/`),
+/// kept only for calls that had started: a start time never changes again.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CallStarts {
+    /// Format version.
+    pub version: u32,
+    /// Per call SID: its account and start (µs since the epoch).
+    pub calls: BTreeMap<String, CallStart>,
+}
+
+/// One call's account and start.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CallStart {
+    /// The account that has the call.
+    pub account: String,
+    /// Its start, µs since the epoch.
+    pub start_micros: i64,
+}
+
+impl CallStarts {
+    /// Reads a job's call starts (none yet: empty).
+    pub async fn load(lake: &Lake, job: &str) -> Result<CallStarts> {
+        let starts: Option<CallStarts> = lake.get_json(&call_starts(job)).await?;
+        Ok(starts.unwrap_or(CallStarts {
+            version: 1,
+            calls: BTreeMap::new(),
+        }))
+    }
+
+    /// Writes them whole.
+    pub async fn save(&self, lake: &Lake, job: &str) -> Result<()> {
+        lake.put_json(&call_starts(job), self).await
     }
 }

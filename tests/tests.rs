@@ -15,6 +15,7 @@ mod prism;
 mod proxy;
 mod reliability;
 mod report;
+mod requests;
 mod s3;
 mod safety;
 mod secrets;

@@ -144,7 +144,8 @@ pub(crate) async fn fetch(
         let client = ctx.clients.get(spec.api)?;
         let mut pages = UnitPages::new(ctx, id, *table, unit, route, events);
         let settings = ctx.source_settings(spec.api);
-        fetch_unit(spec.source, client, unit, settings, &mut pages).await?;
+        let fetched = fetch_unit(spec.source, client, unit, settings, &mut pages).await?;
+        ctx.stats.add_requests(*table, fetched.pages);
         pages.finish().await?;
         Ok::<(), UnitError>(())
     });

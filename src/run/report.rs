@@ -164,9 +164,14 @@ impl RunReport {
             self.calls.0
         );
         for (table, counts) in &self.tables {
+            let per = match table.parse::<crate::schema::Table>().map(|t| t.spec().unit) {
+                Ok(crate::tables::UnitKind::Call) => "call",
+                Ok(crate::tables::UnitKind::Conference) => "conference",
+                _ => "listing",
+            };
             out.push_str(&format!(
-                "  {table}: {} rows, {} pages\n",
-                counts.rows, counts.pages
+                "  {table}: {} rows, {} pages, {:.2} requests per {per}\n",
+                counts.rows, counts.pages, counts.requests_per_unit
             ));
         }
         for (api, counts) in &self.http {

@@ -25,6 +25,7 @@ use crate::schema::Table;
 use crate::sources::SourceError;
 use crate::sources::twilio_insights::{self, ConferenceInfo};
 use crate::sources::twilio_rest::{self, CallInfo};
+use crate::state::{CallStart, CallStarts};
 use crate::tables::{self, UnitKind};
 
 /// A piece of work for the pipeline.
@@ -139,7 +140,11 @@ pub(crate) async fn calls_by_sid(
     RunStats::bump(&ctx.stats.calls_total, sids.len() as u64);
     let client = ctx.clients.get(Api::TwilioRest)?;
     let accounts = &ctx.accounts;
-    let results: Vec<_> = futures::stream::iter(sids)
+    let mut starts = CallStarts::load(ctx.lake(), &ctx.plan.state_name()).await?;
+    let (known, unknown): (Vec<CallSid>, Vec<CallSid>) = sids
+        .into_iter()
+        .partition(|sid| known_start(&starts, accounts, sid).is_some());
+    let mut results: Vec<_> = futures::stream::iter(unknown)
         .map(|sid| async move {
             let result = find_call(client, accounts, &sid).await;
             (sid, result)
@@ -147,6 +152,11 @@ pub(crate) async fn calls_by_sid(
         .buffer_unordered(ctx.plan.twilio.concurrency)
         .collect()
         .await;
+    remember_starts(&ctx, &mut starts, &results).await;
+    results.extend(known.into_iter().filter_map(|sid| {
+        let (account, info) = known_start(&starts, accounts, &sid)?;
+        Some((sid, Ok((account, info))))
+    }));
     let mut by_hour: BTreeMap<(AccountSid, HourSlice), Vec<CallInfo>> = BTreeMap::new();
     let mut landed = Landed::default();
     for (sid, result) in results {
@@ -183,6 +193,52 @@ pub(crate) async fn calls_by_sid(
         }
     }
     Ok(landed)
+}
+
+/// A call's account and start as an earlier per-SID run of the job learned them (when the
+/// account is still one the job fetches).
+fn known_start(
+    starts: &CallStarts,
+    accounts: &[AccountSid],
+    sid: &CallSid,
+) -> Option<(AccountSid, CallInfo)> {
+    let known = starts.calls.get(sid.as_str())?;
+    let account = accounts.iter().find(|a| a.as_str() == known.account)?;
+    Some((
+        account.clone(),
+        CallInfo {
+            sid: sid.clone(),
+            anchor_micros: known.start_micros,
+            edges: None,
+            summary: None,
+            record: None,
+            started: true,
+        },
+    ))
+}
+
+/// What looking a call up gave: its account and what its resource tells.
+type Lookup = std::result::Result<(AccountSid, CallInfo), SourceError>;
+
+/// Keeps the starts of the calls just looked up (those that had started) for the next run.
+async fn remember_starts(ctx: &RunContext, starts: &mut CallStarts, results: &[(CallSid, Lookup)]) {
+    let before = starts.calls.len();
+    for (sid, result) in results {
+        if let Ok((account, info)) = result
+            && info.started
+        {
+            let start = CallStart {
+                account: account.to_string(),
+                start_micros: info.anchor_micros,
+            };
+            starts.calls.insert(sid.to_string(), start);
+        }
+    }
+    if starts.calls.len() != before
+        && let Err(e) = starts.save(ctx.lake(), &ctx.plan.state_name()).await
+    {
+        tracing::warn!(error = %e, "could not keep the calls' start times");
+    }
 }
 
 /// A call's resource, from the first of `accounts` that has it (a call of another account

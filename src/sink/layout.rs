@@ -90,6 +90,12 @@ pub fn coverage_file(job: &str, owner: &Owner, table: Table) -> String {
     format!("{}/{owner}/{table}.json", coverage_dir(job))
 }
 
+/// What a job's per-SID runs learned of each call: its account and start (so a re-run of
+/// the same SIDs does not ask for the call resource again).
+pub fn call_starts(job: &str) -> String {
+    format!("_voxlake/call_starts/{job}.json")
+}
+
 /// A job's state (watermark).
 pub fn job_state(job: &str) -> String {
     format!("_voxlake/jobs/{job}.json")

@@ -195,6 +195,7 @@ fn summary_call_info(raw: &serde_json::value::RawValue) -> Result<CallInfo, Sour
         edges: keys.call_type.as_deref().and_then(edges_of_call_type),
         summary: Some(raw.get().into()),
         record: None,
+        started: true,
     })
 }
 

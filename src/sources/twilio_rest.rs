@@ -32,6 +32,9 @@ pub struct CallInfo {
     /// Its call resource as the listing (or its own request) gave it (JSON): the row of
     /// table `calls`, so that no request is made for it.
     pub record: Option<Arc<str>>,
+    /// Whether the anchor is its `start_time` (which never changes again), not the
+    /// `date_created` of a call that has not started.
+    pub started: bool,
 }
 
 impl Listed for CallInfo {
@@ -62,6 +65,11 @@ impl CallResource {
     fn info(self) -> Result<CallInfo, String> {
         let sid_text = self.sid.ok_or("call without a sid")?;
         let sid: CallSid = sid_text.parse().map_err(|e| format!("{e}"))?;
+        let started = self
+            .start_time
+            .as_deref()
+            .and_then(parse_api_timestamp)
+            .is_some();
         let anchor = [self.start_time, self.date_created]
             .into_iter()
             .flatten()
@@ -73,6 +81,7 @@ impl CallResource {
             edges: None,
             summary: None,
             record: None,
+            started,
         })
     }
 }
