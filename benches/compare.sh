@@ -9,7 +9,8 @@
 #
 # Steps: release build; `voxlake simulate --calls N` on 127.0.0.1 (no rate limit); `voxlake run`
 # of a window job (insights_metrics, limiter wide open: 10 000 req/s, concurrency 8, page_size
-# 1000) under /usr/bin/time -v (wall, CPU, peak RSS), and the same job with format = "delta"
+# 1000) under /usr/bin/time -v (wall, CPU, peak RSS), the same at --threads 1 (against DuckDB's
+# 1 thread), and the same job with format = "delta"
 # (interleaved with it, for the delta/parquet ratio); the same Metrics pages saved as files
 # (benches/support/fetch_pages.py: the same discovery, the same requests, the same bytes);
 # DuckDB (python duckdb) read_json + unnest + voxlake's columns + COPY … (FORMAT parquet,
@@ -109,7 +110,8 @@ voxlake_run() {
   local before after
   before=$(cpu_ticks "$SIM_PID")
   measure "$name" env TWILIO_ACCOUNT_SID="$ACCOUNT" TWILIO_AUTH_TOKEN="$TOKEN" \
-    "${RUN_BIN:-$BIN}" --no-progress --log-level warn run "$WORK/$name.toml" --from "$FROM" --to "$TO"
+    "${RUN_BIN:-$BIN}" --no-progress --log-level warn ${THREADS:+--threads "$THREADS"} \
+    run "$WORK/$name.toml" --from "$FROM" --to "$TO"
   after=$(cpu_ticks "$SIM_PID")
   echo "$(( after - before ))" >"$WORK/$name.simticks"
   python3 - "$out" >"$WORK/$name.rows" <<'PY'
@@ -135,6 +137,9 @@ for i in $(seq 1 "$REPEAT"); do
   echo "== voxlake run (insights_metrics) against $SIM_URL, $i of $REPEAT"
   voxlake_run "metrics-$i" '"insights_metrics"' "$SIM_URL"
   echo "   $(field "$WORK/metrics-$i.measure" 1)s wall"
+  echo "== voxlake --threads 1 run (insights_metrics), $i of $REPEAT"
+  THREADS=1 voxlake_run "one-$i" '"insights_metrics"' "$SIM_URL"
+  echo "   $(field "$WORK/one-$i.measure" 1)s wall"
   echo "== voxlake run (insights_metrics) with format = \"delta\", $i of $REPEAT"
   FORMAT=delta voxlake_run "delta-$i" '"insights_metrics"' "$SIM_URL"
   echo "   $(field "$WORK/delta-$i.measure" 1)s wall"
@@ -160,6 +165,10 @@ V_RSS=$(field "$WORK/$M.measure" 3)
 V_SIMCPU=$(echo "scale=2; $(cat "$WORK/$M.simticks") / $CLK_TCK" | bc)
 V_LAKE="$WORK/$M-lake"
 echo "   median of [$WALLS]s: $V_ROWS rows, $V_REQ requests, ${V_WALL}s wall, ${V_CPU}s CPU (simulator ${V_SIMCPU}s CPU), peak RSS $V_RSS kB"
+read -r ONE ONE_WALLS < <(median_run one "$REPEAT")
+ONE_WALL=$(field "$WORK/$ONE.measure" 1)
+ONE_RSS=$(field "$WORK/$ONE.measure" 3)
+echo "   --threads 1 median of [$ONE_WALLS]s: ${ONE_WALL}s wall, peak RSS $ONE_RSS kB"
 read -r DL DL_WALLS < <(median_run delta "$REPEAT")
 DL_ROWS=$(field "$WORK/$DL.rows" 1)
 DL_WALL=$(field "$WORK/$DL.measure" 1)
@@ -249,8 +258,13 @@ print(f"{'  per voxlake CPU-second (' + format(v_cpu, '.1f') + ' s CPU; simulato
 for label, d in ((f"DuckDB COPY, threads={d1[3]}", d1), (f"DuckDB COPY, threads={dn[3]} (default)", dn)):
     print(f"{label:<58} {d[1]:>8.2f} {rate(d[0], d[1]):>10,.0f} {mb / d[1]:>7.1f} {d[2] / 1024:>6.0f} MB")
 print()
-print(f"ratio voxlake / DuckDB 1 thread   : {v / rate(d1[0], d1[1]):.2f}x   (target >= 2x)")
-print(f"ratio voxlake / DuckDB {dn[3]} threads  : {v / rate(dn[0], dn[1]):.2f}x")
+one = rate(v_rows, $ONE_WALL)
+print(f"{'voxlake --threads 1, end to end':<58} {$ONE_WALL:>8.2f} {one:>10,.0f} {mb / $ONE_WALL:>7.1f} {$ONE_RSS / 1024:>6.0f} MB")
+print()
+print(f"ratio voxlake / DuckDB, both 1 thread      : {one / rate(d1[0], d1[1]):.2f}x   (target >= 2x)")
+print(f"ratio voxlake / DuckDB, both all threads   : {v / rate(dn[0], dn[1]):.2f}x   (target >= 2x; DuckDB {dn[3]} threads)")
+print(f"ratio voxlake all threads / DuckDB 1 thread: {v / rate(d1[0], d1[1]):.2f}x   (the figure before --threads)")
+print(f"requests per call (insights_metrics)       : {$V_REQ / max(1, $P_CALLS):.2f} ({$V_REQ} requests, {$P_CALLS} calls, listing included)")
 print(f"format = delta / parquet          : wall {$DL_WALL / v_wall:.2f}x, CPU {$DL_CPU / v_cpu:.2f}x, peak RSS {$DL_RSS / v_rss:.2f}x ({$DL_RSS / 1024:.0f} MB)   (goal <= 1.1x time, <= 1.2x RSS)")
 print(f"voxlake all per-call tables       : {a[0]:,} rows in {a[1]:.2f}s = {rate(a[0], a[1]):,.0f} rows/s, {a[2]:.1f}s CPU, peak RSS {a[3] / 1024:.0f} MB")
 if "$BASELINE":

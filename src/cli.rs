@@ -25,6 +25,10 @@ pub struct Cli {
     /// instead of now. For reproducible runs and tests.
     #[arg(long, global = true, hide = true, value_name = "TIME")]
     pub now: Option<String>,
+    /// Worker threads (decoding, flattening, encoding, reading the lake; default: the
+    /// machine's cores).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -152,9 +156,6 @@ pub enum Command {
         /// high_packet_loss_pct=5 (Twilio's documented values are the defaults).
         #[arg(long = "threshold", value_name = "NAME=VALUE")]
         thresholds: Vec<String>,
-        /// Files read at once (default: the machine's cores).
-        #[arg(long)]
-        threads: Option<usize>,
     },
     /// Serve the simulated APIs on 127.0.0.1 until stopped.
     Simulate(SimulateArgs),

@@ -106,7 +106,6 @@ pub async fn dispatch(cli: &Cli) -> Result<Exit> {
             json,
             output,
             thresholds,
-            threads,
         } => {
             let plan = JobPlan::load_for_reading(job, output.as_deref())?;
             let request = report::ReportRequest {
@@ -114,11 +113,7 @@ pub async fn dispatch(cli: &Cli) -> Result<Exit> {
                 output_file: output_file.clone(),
                 json: json.clone(),
                 thresholds: report::figures::Thresholds::default().with(thresholds)?,
-                threads: match threads {
-                    Some(0) => return Err(Error::Input("--threads must be at least 1".into())),
-                    Some(n) => *n,
-                    None => std::thread::available_parallelism().map_or(2, usize::from),
-                },
+                threads: threads(cli),
                 now: run_options(cli)?.now.unwrap_or_else(Utc::now),
             };
             report::run(&plan, &request).await
@@ -155,6 +150,14 @@ fn print_schemas(table: Option<&str>) -> Result<Exit> {
         let _ = writeln!(out, "{}", describe(&schemas.get(table)));
     }
     Ok(Exit::Done)
+}
+
+/// The worker threads: `--threads`, or the machine's cores.
+pub fn threads(cli: &Cli) -> usize {
+    match cli.threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(2, usize::from),
+    }
 }
 
 fn load_plan(job: &Path, output: Option<&str>) -> Result<JobPlan> {
@@ -385,7 +388,7 @@ async fn demo(cli: &Cli, output: &Path, calls: usize) -> Result<Exit> {
         output_file: output.join("report.html"),
         json: None,
         thresholds: report::figures::Thresholds::default(),
-        threads: std::thread::available_parallelism().map_or(2, usize::from),
+        threads: threads(cli),
         now: to,
     };
     println!();

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     };
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(voxlake::commands::threads(&cli))
         .enable_all()
         .build()
     {

@@ -580,6 +580,7 @@ fn empty_windows_and_lakes_that_do_not_exist_are_answered_plainly() {
         vec!["--threshold", "loudness=3"],
         vec!["--from", "2024-05-02", "--to", "2024-05-01"],
         vec!["--threads", "0"],
+        vec!["--threads", "many"],
     ] {
         let (out, _, _) = report(&world, &job, &args);
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
