@@ -295,8 +295,9 @@ struct StoreReader {
     size: u64,
 }
 
+/// The store's error as the sink words it (nothing that could carry a secret).
 fn store_error(e: object_store::Error) -> ParquetError {
-    ParquetError::External(Box::new(e))
+    ParquetError::General(crate::sink::store::describe_store_error(&e))
 }
 
 impl AsyncFileReader for StoreReader {
