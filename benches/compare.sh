@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # benches/compare.sh — voxlake end to end against DuckDB on the same pages, in one run.
 #
-#   benches/compare.sh            # ≥ 1 M Insights metric rows (14 000 calls), ~5 min after the build
+#   benches/compare.sh            # ≥ 1 M Insights metric rows (14 000 calls), ~7 min after the build
 #   benches/compare.sh --quick    # 400 calls: a smoke run of every step, ~1 min after the build
 #   benches/compare.sh --calls N  # any size;  --repeat K: runs of each timed step (default 3, quick 1)
 #   benches/compare.sh --baseline BIN   # also time another voxlake binary (an earlier build),
@@ -15,8 +15,10 @@
 # (benches/support/fetch_pages.py: the same discovery, the same requests, the same bytes);
 # DuckDB (python duckdb) read_json + unnest + voxlake's columns + COPY … (FORMAT parquet,
 # COMPRESSION zstd, PARTITION_BY (date)) with 1 thread and with its default threads
-# (benches/support/duckdb_copy.py); a second voxlake pass with every per-call table; and the
-# metrics run again on a 10× smaller dataset, for peak RSS at 1× and 10×. The voxlake metrics
+# (benches/support/duckdb_copy.py); a second voxlake pass with every per-call table; the
+# metrics run again on a 10× smaller dataset, for peak RSS at 1× and 10×; the scaling curve
+# (rows/s at 2× and 4× the data); and peak RSS by --threads (1, 2, 4) and row_group_rows
+# (32 768, 8 192). The voxlake metrics
 # run and each DuckDB COPY are repeated (--repeat) and the median run by wall time is reported;
 # peak RSS is the highest of the repeats. Ratios are taken within this one run (shared 2-core
 # machines are noisy).
@@ -101,6 +103,9 @@ requests_per_second = 10000
 concurrency = 8
 page_size = 1000
 EOF
+  if [ -n "${PARQUET_ROW_GROUP:-}" ]; then
+    printf '\n[parquet]\nrow_group_rows = %s\n' "$PARQUET_ROW_GROUP" >>"$WORK/$1.toml"
+  fi
 }
 
 # voxlake_run NAME TABLES URL: a window run; leaves NAME.measure and the manifest summary NAME.rows
@@ -240,6 +245,32 @@ S_WALL=$(field "$WORK/small.measure" 1)
 S_RSS=$(field "$WORK/small.measure" 3)
 echo "   $S_ROWS rows, ${S_WALL}s wall, peak RSS $S_RSS kB"
 
+# ---------------------------------------------------------------- 6. the scaling curve
+# rows/s at 2× and 4× the data (one run each, all threads), against the 1× median above
+for factor in 2 4; do
+  calls=$(( CALLS * factor ))
+  echo "== simulator: $calls calls (${factor}× the data); voxlake run (insights_metrics)"
+  start_sim "$calls"
+  voxlake_run "scale$factor" '"insights_metrics"' "$SIM_URL"
+  stop_sim
+  echo "   $(field "$WORK/scale$factor.rows" 1) rows, $(field "$WORK/scale$factor.measure" 1)s wall, peak RSS $(field "$WORK/scale$factor.measure" 3) kB"
+done
+SCALE="$(field "$WORK/scale2.rows" 1) $(field "$WORK/scale2.measure" 1) $(field "$WORK/scale2.measure" 3) $(field "$WORK/scale4.rows" 1) $(field "$WORK/scale4.measure" 1) $(field "$WORK/scale4.measure" 3)"
+
+# ---------------------------------------------------------------- 7. peak RSS by threads and row group
+# on the 1× data: --threads 1, 2, 4 with the default row groups (32 768 rows) and with 8 192
+echo "== simulator: $CALLS calls; peak RSS by --threads and [parquet] row_group_rows"
+start_sim "$CALLS"
+RSS_MATRIX=""
+for rg in 32768 8192; do
+  for threads in 1 2 4; do
+    PARQUET_ROW_GROUP=$rg THREADS=$threads voxlake_run "rss-$threads-$rg" '"insights_metrics"' "$SIM_URL"
+    RSS_MATRIX="$RSS_MATRIX $threads:$rg:$(field "$WORK/rss-$threads-$rg.measure" 3)"
+  done
+done
+stop_sim
+echo "   $RSS_MATRIX"
+
 # ---------------------------------------------------------------- the table
 python3 - <<PY
 v_rows, v_wall, v_cpu = $V_ROWS, $V_WALL, $V_CPU
@@ -270,5 +301,13 @@ print(f"voxlake all per-call tables       : {a[0]:,} rows in {a[1]:.2f}s = {rate
 if "$BASELINE":
     bw, bc = float("${B_WALL:-0}"), float("${B_CPU:-0}")
     print(f"this build / baseline ($BASELINE): wall {v_wall / bw:.3f}x, CPU {v_cpu / bc:.3f}x, peak RSS {v_rss / float('${B_RSS:-1}'):.2f}x")
+sc = [float(x) for x in "$SCALE".split()]
+print(f"scaling, rows/s at 1x / 2x / 4x the data : {v:,.0f} / {rate(sc[0], sc[1]):,.0f} / {rate(sc[3], sc[4]):,.0f}"
+      f" = 1.00 / {rate(sc[0], sc[1]) / v:.2f} / {rate(sc[3], sc[4]) / v:.2f}   (goal: flat or better);"
+      f" peak RSS {v_rss / 1024:.0f} / {sc[2] / 1024:.0f} / {sc[5] / 1024:.0f} MB")
+matrix = {tuple(m.split(":")[:2]): int(m.split(":")[2]) for m in "$RSS_MATRIX".split()}
+for rg in ("32768", "8192"):
+    cells = ", ".join(f"--threads {t}: {matrix[(t, rg)] / 1024:.0f} MB" for t in ("1", "2", "4"))
+    print(f"peak RSS, row_group_rows = {rg:>5}      : {cells}")
 print(f"peak RSS, metrics: {s[0]:,} rows (1x) {s[2] / 1024:.0f} MB; {v_rows:,} rows (10x) {v_rss / 1024:.0f} MB; growth {100 * (v_rss / s[2] - 1):+.0f}%   (target <= 150 MB, within 20%)")
 PY

@@ -86,14 +86,40 @@ enum Node {
 struct Trie {
     path: String,
     children: Vec<(Box<str>, Node)>,
+    /// Each child's key as a (length, first eight bytes) pair: a lookup compares these
+    /// integers and calls `memcmp` only on a match of both.
+    fingerprints: Vec<(usize, u64)>,
+    /// Where this node's key-order memory starts in `RowState::next_key` (one slot for the
+    /// first key, then one per child: the child that came after it last time).
+    order_base: usize,
+}
+
+/// A key's length and its first eight bytes (zero-padded), as one comparable pair.
+fn fingerprint(key: &[u8]) -> (usize, u64) {
+    let mut head = [0u8; 8];
+    let n = key.len().min(8);
+    head[..n].copy_from_slice(&key[..n]);
+    (key.len(), u64::from_le_bytes(head))
 }
 
 impl Trie {
-    fn child(&self, key: &str) -> Option<&Node> {
-        self.children
-            .iter()
-            .find(|(k, _)| k.as_ref() == key)
-            .map(|(_, n)| n)
+    /// The child at `key`, trying `hint` first (the child that followed the previous key
+    /// last time: the records of a page share their key order).
+    fn child(&self, key: &str, hint: usize) -> Option<(usize, &Node)> {
+        if let Some((expected, node)) = self.children.get(hint)
+            && expected.as_ref() == key
+        {
+            return Some((hint, node));
+        }
+        let bytes = key.as_bytes();
+        let wanted = fingerprint(bytes);
+        let matches = |i: usize| {
+            self.fingerprints[i] == wanted
+                && (bytes.len() <= 8 || self.children[i].0.as_bytes()[8..] == bytes[8..])
+        };
+        (0..self.children.len())
+            .find(|&i| matches(i))
+            .map(|i| (i, &self.children[i].1))
     }
 
     fn insert(&mut self, segments: &[String], column: usize) {
@@ -101,8 +127,7 @@ impl Trie {
             return;
         };
         if rest.is_empty() {
-            self.children
-                .push((first.as_str().into(), Node::Column(column)));
+            self.push_child(first, Node::Column(column));
             return;
         }
         let position = self.children.iter().position(|(k, _)| k.as_ref() == first);
@@ -111,13 +136,34 @@ impl Trie {
             let node = Node::Object(Trie {
                 path,
                 children: Vec::new(),
+                fingerprints: Vec::new(),
+                order_base: 0,
             });
-            self.children.push((first.as_str().into(), node));
+            self.push_child(first, node);
             self.children.len() - 1
         });
         if let Node::Object(child) = &mut self.children[index].1 {
             child.insert(rest, column);
         }
+    }
+}
+
+impl Trie {
+    fn push_child(&mut self, key: &str, node: Node) {
+        self.fingerprints.push(fingerprint(key.as_bytes()));
+        self.children.push((key.into(), node));
+    }
+
+    /// Gives every node its slots of key-order memory from `next`; returns the slots used.
+    fn number(&mut self, next: usize) -> usize {
+        self.order_base = next;
+        let mut next = next + 1 + self.children.len();
+        for (_, node) in &mut self.children {
+            if let Node::Object(child) = node {
+                next = child.number(next);
+            }
+        }
+        next
     }
 }
 
@@ -199,6 +245,8 @@ impl ColumnBuilder {
 struct RowState {
     columns: Arc<[ColumnMeta]>,
     builders: Vec<ColumnBuilder>,
+    /// Key-order memory of the trie's nodes (`Trie::order_base`): which child came next.
+    next_key: Vec<u32>,
     extra: StringBuilder,
     /// Columns filled from the request (`@call_sid`), not the record.
     context_columns: Vec<(usize, ContextField)>,
@@ -570,6 +618,8 @@ pub struct FlattenPlan {
     schema: Arc<TableSchema>,
     trie: Trie,
     columns: Arc<[ColumnMeta]>,
+    /// Slots of key-order memory the trie's nodes use.
+    order_slots: usize,
 }
 
 impl FlattenPlan {
@@ -578,6 +628,8 @@ impl FlattenPlan {
         let mut trie = Trie {
             path: String::new(),
             children: Vec::new(),
+            fingerprints: Vec::new(),
+            order_base: 0,
         };
         let mut columns = Vec::with_capacity(schema.columns.len());
         for (index, column) in schema.columns.iter().enumerate() {
@@ -586,10 +638,12 @@ impl FlattenPlan {
                 trie.insert(segments, index);
             }
         }
+        let order_slots = trie.number(0);
         Arc::new(FlattenPlan {
             schema,
             trie,
             columns: columns.into(),
+            order_slots,
         })
     }
 }
@@ -633,6 +687,7 @@ impl Flattener {
             row_extras: Vec::new(),
             exact: false,
             needs_exact: false,
+            next_key: vec![0; plan.order_slots],
             unknown_seen: HashSet::new(),
             unknown_new: Vec::new(),
             partition_column: schema.partition_column,
@@ -703,7 +758,8 @@ impl Flattener {
             ctx,
             records_key: &self.schema.records_key,
         };
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let text = body_text(body)?;
+        let mut deserializer = serde_json::Deserializer::from_str(text);
         seed.deserialize(&mut deserializer)
             .and_then(|meta| deserializer.end().map(|()| meta))
     }
@@ -721,7 +777,8 @@ impl Flattener {
             state: &mut self.state,
             ctx,
         };
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let text = body_text(body)?;
+        let mut deserializer = serde_json::Deserializer::from_str(text);
         seed.deserialize(&mut deserializer)
             .and_then(|()| deserializer.end())
     }
@@ -801,6 +858,12 @@ impl Flattener {
             columns,
         )?))
     }
+}
+
+/// The body as text, checked as UTF-8 once (faster than serde_json checking every string
+/// of a page it reads from bytes).
+fn body_text(body: &[u8]) -> Result<&str, serde_json::Error> {
+    std::str::from_utf8(body).map_err(|e| de::Error::custom(format!("the body is not UTF-8: {e}")))
 }
 
 fn column_meta(column: &Column) -> ColumnMeta {
@@ -951,8 +1014,16 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
         f.write_str("an object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // The slot of the key before this one (the node's own slot: none yet).
+        let mut previous = self.node.order_base;
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            match self.node.child(&key.0) {
+            let hint = self.state.next_key[previous] as usize;
+            let found = self.node.child(&key.0, hint);
+            if let Some((index, _)) = found {
+                self.state.next_key[previous] = index as u32;
+                previous = self.node.order_base + 1 + index;
+            }
+            match found.map(|(_, node)| node) {
                 Some(Node::Column(c)) => {
                     if self.state.columns[*c].json {
                         let raw: &'de RawValue = map.next_value()?;

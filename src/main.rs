@@ -16,8 +16,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(voxlake::commands::threads(&cli))
+    let runtime = match runtime_for(voxlake::commands::threads(&cli))
         .enable_all()
         .build()
     {
@@ -33,6 +32,19 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// A runtime of `threads` threads in all, counting this one (which runs the command's own
+/// task: the pipeline and the Parquet encoding): one thread is a current-thread runtime, `N`
+/// is this thread and `N - 1` workers for the fetches.
+fn runtime_for(threads: usize) -> tokio::runtime::Builder {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads - 1);
+        builder
     }
 }
 
