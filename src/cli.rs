@@ -25,8 +25,8 @@ pub struct Cli {
     /// instead of now. For reproducible runs and tests.
     #[arg(long, global = true, hide = true, value_name = "TIME")]
     pub now: Option<String>,
-    /// Worker threads (decoding, flattening, encoding, reading the lake; default: the
-    /// machine's cores).
+    /// Threads in all (decoding, flattening, encoding, reading the lake; 1 runs everything
+    /// on one thread; default: the machine's cores).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
     /// What to do.

@@ -174,13 +174,15 @@ struct CallsPage<'a> {
 
 /// The calls started in [from, to): `Calls.json` asked for the covering UTC days
 /// (`StartTime>` on or after the first, `StartTime<` before the day after the last), then
-/// filtered exactly by `start_time`.
+/// filtered exactly by `start_time`. Each call keeps its resource's JSON (`record`) only
+/// when `keep_records` (table `calls` is fetched): a day's list is held while it runs.
 pub async fn discover_calls(
     client: &ApiClient,
     account: &AccountSid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     page_size: u32,
+    keep_records: bool,
 ) -> Result<Vec<CallInfo>, SourceError> {
     let first_day: NaiveDate = from.date_naive();
     let last_day = (to - chrono::Duration::microseconds(1)).date_naive();
@@ -196,7 +198,13 @@ pub async fn discover_calls(
             .calls
             .unwrap_or_default()
             .into_iter()
-            .map(|c| CallResource::parse(c.get()).map_err(SourceError::Record))
+            .map(|c| {
+                let mut call = CallResource::parse(c.get()).map_err(SourceError::Record)?;
+                if !keep_records {
+                    call.record = None;
+                }
+                Ok(call)
+            })
             .collect();
         let mut meta = serde_json::Map::new();
         if let Some(next) = page.next_page_uri {
