@@ -54,11 +54,12 @@ struct CallResource {
 }
 
 impl CallResource {
-    /// What a call resource's JSON text tells (and the text itself, as the call's record).
-    fn parse(raw: &str) -> Result<CallInfo, String> {
+    /// What a call resource's JSON text tells, and (`keep_record`) the text itself, as the
+    /// call's record.
+    fn parse(raw: &str, keep_record: bool) -> Result<CallInfo, String> {
         let resource: CallResource = serde_json::from_str(raw).map_err(|e| e.to_string())?;
         let mut info = resource.info()?;
-        info.record = Some(raw.into());
+        info.record = keep_record.then(|| raw.into());
         Ok(info)
     }
 
@@ -97,7 +98,7 @@ pub async fn fetch_call(
         .get_with(&url, |body| {
             std::str::from_utf8(body)
                 .map_err(|e| e.to_string())
-                .and_then(CallResource::parse)
+                .and_then(|raw| CallResource::parse(raw, true))
         })
         .await?;
     if &info.sid != call {
@@ -198,13 +199,7 @@ pub async fn discover_calls(
             .calls
             .unwrap_or_default()
             .into_iter()
-            .map(|c| {
-                let mut call = CallResource::parse(c.get()).map_err(SourceError::Record)?;
-                if !keep_records {
-                    call.record = None;
-                }
-                Ok(call)
-            })
+            .map(|c| CallResource::parse(c.get(), keep_records).map_err(SourceError::Record))
             .collect();
         let mut meta = serde_json::Map::new();
         if let Some(next) = page.next_page_uri {
