@@ -1,0 +1,534 @@
+//! Pages → Arrow rows, by schema, in one pass.
+//!
+//! A page's JSON is walked once with serde, guided by a trie built from the table's schema: a key
+//! the schema names goes straight into its column builder (typed, coerced where the API's text
+//! form differs: numeric strings, RFC 2822 times), a known object is descended into, and
+//! anything else (an unknown key, a value of the wrong type) is kept in the row's `_extra` JSON
+//! text. Nothing is dropped, and each unknown path is reported once so the run can say so.
+//!
+//! Why not arrow-json's `Decoder` + `RecordBatch::normalize`: it silently ignores keys the schema
+//! does not name (so `_extra` would need a second walk of every record), has no "object as JSON
+//! text" column, and needs a rename pass for the `{value}` collapse. This walk does all of it at
+//! the same speed class (see `benches/`).
+//!
+//! Rows of a page that fails to parse are rolled back: a half-read page never reaches a batch.
+
+mod row;
+mod trie;
+mod walk;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringArray, StringBuilder, TimestampMicrosecondArray};
+use arrow::compute::concat;
+use arrow::record_batch::RecordBatch;
+use serde::de::{self, DeserializeSeed};
+use serde_json::{Map, Value};
+
+use crate::schema::{Column, ColumnType, Source, TableSchema};
+use row::{ColumnBuilder, ColumnMeta, INITIAL_ROWS, RowState};
+use trie::Trie;
+use walk::{PageSeed, RecordSeed};
+
+/// A page or record that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FlattenError {
+    /// The body is not the JSON the API documents (truncated, not JSON, wrong shape).
+    #[error("malformed JSON body: {0}")]
+    Malformed(String),
+    /// The page has no records array under the expected key.
+    #[error("the page has no `{0}` array")]
+    MissingRecords(String),
+    /// Arrow refused the columns (a bug, not bad input).
+    #[error("building the Arrow batch failed: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// Values known from the request rather than the records (`@call_sid`, `@account_sid`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecordContext<'a> {
+    /// The call SID in the request path, if any.
+    pub call_sid: Option<&'a str>,
+    /// The account SID in the request path, if any.
+    pub account_sid: Option<&'a str>,
+}
+
+/// Lineage stamped on every row of a batch.
+#[derive(Clone, Debug)]
+pub struct Lineage {
+    /// When the run started, microseconds since the epoch.
+    pub ingested_at_micros: i64,
+    /// The run id.
+    pub run_id: Arc<str>,
+}
+
+/// What one page gave: rows, and the page's other top-level keys (`meta`, `next_page_uri`,
+/// ...), which the caller pages by.
+#[derive(Debug)]
+pub struct PageRead {
+    /// The page's keys other than its records.
+    pub other_keys: Map<String, Value>,
+    /// Rows added.
+    pub rows: usize,
+    /// The partition time (µs) of the last row added that had one.
+    pub last_partition_micros: Option<i64>,
+}
+
+/// What a table's schema compiles to for flattening: the trie of its JSON paths and its
+/// columns' types. Built once per table and shared by every flattener of a run.
+pub struct FlattenPlan {
+    schema: Arc<TableSchema>,
+    trie: Trie,
+    columns: Arc<[ColumnMeta]>,
+    /// Slots of key-order memory the trie's nodes use.
+    order_slots: usize,
+}
+
+impl FlattenPlan {
+    /// Compiles a table's schema.
+    pub fn new(schema: Arc<TableSchema>) -> Arc<FlattenPlan> {
+        let mut trie = Trie {
+            path: String::new(),
+            children: Vec::new(),
+            order_base: 0,
+        };
+        let mut columns = Vec::with_capacity(schema.columns.len());
+        for (index, column) in schema.columns.iter().enumerate() {
+            columns.push(column_meta(column));
+            if let Source::Record(segments) = &column.source {
+                trie.insert(segments, index);
+            }
+        }
+        let order_slots = trie.number(0);
+        Arc::new(FlattenPlan {
+            schema,
+            trie,
+            columns: columns.into(),
+            order_slots,
+        })
+    }
+}
+
+/// Turns pages of one table into rows of its schema.
+pub struct Flattener {
+    plan: Arc<FlattenPlan>,
+    schema: Arc<TableSchema>,
+    state: RowState,
+    committed_rows: usize,
+    /// Columns of rows kept across a rollback (a failed page after good ones).
+    kept: Vec<Vec<ArrayRef>>,
+}
+
+impl Flattener {
+    /// A flattener for one table (compiles the schema; see `from_plan` to share that work).
+    pub fn new(schema: Arc<TableSchema>) -> Self {
+        Flattener::from_plan(FlattenPlan::new(schema))
+    }
+
+    /// A flattener from a compiled plan.
+    pub fn from_plan(plan: Arc<FlattenPlan>) -> Self {
+        let schema = Arc::clone(&plan.schema);
+        let columns = Arc::clone(&plan.columns);
+        let builders = schema
+            .columns
+            .iter()
+            .map(|c| ColumnBuilder::new(c.ty))
+            .collect();
+        let context_columns = columns
+            .iter()
+            .enumerate()
+            .filter_map(|(c, meta)| meta.context.map(|field| (c, field)))
+            .collect();
+        let state = RowState {
+            columns,
+            builders,
+            extra: StringBuilder::with_capacity(INITIAL_ROWS, 256),
+            context_columns,
+            rows: 0,
+            row_extras: Vec::new(),
+            exact: false,
+            needs_exact: false,
+            next_key: vec![0; plan.order_slots],
+            unknown_seen: HashSet::new(),
+            unknown_new: Vec::new(),
+            partition_column: schema.partition_column,
+            last_partition_micros: None,
+        };
+        Flattener {
+            plan,
+            schema,
+            state,
+            committed_rows: 0,
+            kept: Vec::new(),
+        }
+    }
+
+    /// Reads one page: its records become rows, its other keys are returned for paging.
+    /// On error the page's rows are dropped and earlier pages' rows are kept.
+    ///
+    /// A page is read on a fast path first; a value that path cannot keep exactly (a number
+    /// beyond 64 bits or out of a float's range, a float where text or an integer goes) makes
+    /// it read the page again from the numbers' raw text, so such a value lands in `_extra` as
+    /// the API wrote it and the row still lands.
+    pub fn push_page(
+        &mut self,
+        body: &[u8],
+        ctx: &RecordContext<'_>,
+    ) -> Result<PageRead, FlattenError> {
+        let mut before = self.state.rows;
+        let mut parsed = self.parse_page(body, ctx, false);
+        if parsed.is_err() || self.state.needs_exact {
+            self.rollback();
+            before = self.state.rows;
+            parsed = self.parse_page(body, ctx, true);
+        }
+        match parsed {
+            Ok(Some(meta)) => {
+                self.committed_rows = self.state.rows;
+                Ok(PageRead {
+                    other_keys: meta,
+                    rows: self.state.rows - before,
+                    last_partition_micros: self.state.last_partition_micros,
+                })
+            }
+            Ok(None) => {
+                self.rollback();
+                Err(FlattenError::MissingRecords(
+                    self.schema.records_key.clone(),
+                ))
+            }
+            Err(e) => {
+                self.rollback();
+                Err(FlattenError::Malformed(e.to_string()))
+            }
+        }
+    }
+
+    fn parse_page(
+        &mut self,
+        body: &[u8],
+        ctx: &RecordContext<'_>,
+        exact: bool,
+    ) -> Result<Option<Map<String, Value>>, serde_json::Error> {
+        self.state.last_partition_micros = None;
+        self.state.exact = exact;
+        self.state.needs_exact = false;
+        let seed = PageSeed {
+            trie: &self.plan.trie,
+            state: &mut self.state,
+            ctx,
+            records_key: &self.schema.records_key,
+        };
+        let text = body_text(body)?;
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        seed.deserialize(&mut deserializer)
+            .and_then(|meta| deserializer.end().map(|()| meta))
+    }
+
+    fn parse_record(
+        &mut self,
+        body: &[u8],
+        ctx: &RecordContext<'_>,
+        exact: bool,
+    ) -> Result<(), serde_json::Error> {
+        self.state.exact = exact;
+        self.state.needs_exact = false;
+        let seed = RecordSeed {
+            node: &self.plan.trie,
+            state: &mut self.state,
+            ctx,
+        };
+        let text = body_text(body)?;
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        seed.deserialize(&mut deserializer)
+            .and_then(|()| deserializer.end())
+    }
+
+    /// Reads a body that is one record (a single-resource endpoint), like a page's records.
+    pub fn push_record(
+        &mut self,
+        body: &[u8],
+        ctx: &RecordContext<'_>,
+    ) -> Result<(), FlattenError> {
+        let mut parsed = self.parse_record(body, ctx, false);
+        if parsed.is_err() || self.state.needs_exact {
+            self.rollback();
+            parsed = self.parse_record(body, ctx, true);
+        }
+        match parsed {
+            Ok(()) => {
+                self.committed_rows = self.state.rows;
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback();
+                Err(FlattenError::Malformed(e.to_string()))
+            }
+        }
+    }
+
+    fn rollback(&mut self) {
+        let keep = self.committed_rows;
+        let arrays = self.state.finish_columns(keep);
+        if keep > 0 {
+            self.kept.push(arrays);
+        }
+        self.committed_rows = 0;
+    }
+
+    /// Rows read so far and not yet taken by `finish`.
+    pub fn rows(&self) -> usize {
+        self.committed_rows + self.kept.iter().map(|k| k[0].len()).sum::<usize>()
+    }
+
+    /// Paths seen for the first time since the last call: unknown keys and values of the wrong
+    /// type, each kept in `_extra`.
+    pub fn take_new_unknown_paths(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.state.unknown_new)
+    }
+
+    /// All rows read so far as one batch of the table's schema (None when there are none).
+    pub fn finish(&mut self, lineage: &Lineage) -> Result<Option<RecordBatch>, FlattenError> {
+        let current = self.state.finish_columns(self.committed_rows);
+        self.committed_rows = 0;
+        let mut parts = std::mem::take(&mut self.kept);
+        parts.push(current);
+        let rows: usize = parts.iter().map(|p| p[0].len()).sum();
+        if rows == 0 {
+            return Ok(None);
+        }
+        let mut columns = Vec::with_capacity(parts[0].len() + 2);
+        for c in 0..parts[0].len() {
+            let pieces: Vec<&dyn arrow::array::Array> =
+                parts.iter().map(|p| p[c].as_ref()).collect();
+            columns.push(if pieces.len() == 1 {
+                Arc::clone(&parts[0][c])
+            } else {
+                concat(&pieces)?
+            });
+        }
+        columns.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![lineage.ingested_at_micros; rows])
+                .with_timezone("UTC"),
+        ));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            std::iter::repeat_n(lineage.run_id.as_ref(), rows),
+        )));
+        Ok(Some(RecordBatch::try_new(
+            Arc::clone(&self.schema.arrow),
+            columns,
+        )?))
+    }
+}
+
+/// The body as text, checked as UTF-8 once (faster than serde_json checking every string
+/// of a page it reads from bytes).
+fn body_text(body: &[u8]) -> Result<&str, serde_json::Error> {
+    std::str::from_utf8(body).map_err(|e| de::Error::custom(format!("the body is not UTF-8: {e}")))
+}
+
+fn column_meta(column: &Column) -> ColumnMeta {
+    let context = match column.source {
+        Source::Context(field) => Some(field),
+        Source::Record(_) => None,
+    };
+    ColumnMeta {
+        ty: if column.json {
+            ColumnType::Utf8
+        } else {
+            column.ty
+        },
+        json: column.json,
+        path: column.path_text.clone(),
+        context,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Schemas, Table};
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+
+    fn lineage() -> Lineage {
+        Lineage {
+            ingested_at_micros: 7,
+            run_id: "run-1".into(),
+        }
+    }
+
+    fn flattener(table: Table) -> Flattener {
+        let schemas = Schemas::builtin().expect("schemas");
+        Flattener::new(schemas.get(table))
+    }
+
+    const METRICS_PAGE: &str = r#"{"meta": {"key": "metrics", "next_page_url": "http://x/next", "page": 0},
+      "metrics": [{"edge": "sdk_edge", "call_sid": "CA7569efe0253644fa4a88aa97beca3310",
+        "sdk_edge": {"interval": {"mos": {"value": 4.39}, "rtt": {"value": 81}, "jitter": {"value": 9},
+          "audio_in": {"value": 81}, "audio_out": {"value": 5237}, "packets_lost": 0, "packets_received": 50},
+          "cumulative": {"bytes_sent": 329425, "packets_lost": 0, "packets_sent": 3934,
+          "bytes_received": 547788, "packets_received": 3900}},
+        "sip_edge": null, "direction": "both", "timestamp": "2019-10-07T22:32:06Z",
+        "account_sid": "AC998c10b68cbfda9f67277f7d8f4439c9", "client_edge": null, "carrier_edge": null}]}"#;
+
+    fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a dyn Array {
+        batch.column_by_name(name).expect(name).as_ref()
+    }
+
+    #[test]
+    fn seed_metrics_page_flattens() {
+        let mut f = flattener(Table::InsightsMetrics);
+        let outcome = f
+            .push_page(METRICS_PAGE.as_bytes(), &RecordContext::default())
+            .expect("page");
+        assert_eq!(outcome.rows, 1);
+        assert_eq!(
+            outcome.other_keys["meta"]["next_page_url"].as_str(),
+            Some("http://x/next")
+        );
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        let mos = column(&batch, "sdk_edge__interval__mos").as_primitive::<Float64Type>();
+        assert_eq!(mos.value(0), 4.39);
+        let sent = column(&batch, "sdk_edge__cumulative__bytes_sent").as_primitive::<Int64Type>();
+        assert_eq!(sent.value(0), 329425);
+        let ts = column(&batch, "timestamp").as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(ts.value(0), 1_570_487_526_000_000);
+        assert!(column(&batch, "_extra").is_null(0));
+        assert_eq!(
+            column(&batch, "_run_id").as_string::<i32>().value(0),
+            "run-1"
+        );
+        assert!(take_nothing(&mut f));
+    }
+
+    fn take_nothing(f: &mut Flattener) -> bool {
+        f.take_new_unknown_paths().is_empty()
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_land_in_extra() {
+        let page = r#"{"events": [{"response": {"date_created": "Tue, 11 Aug 2020 17:44:08 +0000",
+            "response_code": "201", "request_duration": {"ms": 50}, "api_version": "2010-04-01"},
+            "request": {"parameters": {"to": "+1", "n": [1, 2]}, "method": "POST"}, "brand_new": null}],
+            "next_page_uri": null}"#;
+        let mut f = flattener(Table::CallEvents);
+        let ctx = RecordContext {
+            call_sid: Some("CA00000000000000000000000000000001"),
+            account_sid: None,
+        };
+        f.push_page(page.as_bytes(), &ctx).expect("page");
+        let mut unknown = f.take_new_unknown_paths();
+        unknown.sort();
+        assert_eq!(
+            unknown,
+            [
+                "brand_new (not in the schema)",
+                "response.api_version (not in the schema)",
+                "response.request_duration (not a Int64)",
+            ]
+        );
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        let extra = column(&batch, "_extra").as_string::<i32>().value(0);
+        assert_eq!(
+            extra,
+            r#"{"brand_new":null,"response":{"api_version":"2010-04-01","request_duration":{"ms":50}}}"#
+        );
+        let code = column(&batch, "response__response_code").as_primitive::<Int64Type>();
+        assert_eq!(code.value(0), 201);
+        let created =
+            column(&batch, "response__date_created").as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(created.value(0), 1_597_167_848_000_000);
+        let params = column(&batch, "request__parameters")
+            .as_string::<i32>()
+            .value(0);
+        assert_eq!(params, r#"{"to": "+1", "n": [1, 2]}"#);
+        assert_eq!(
+            column(&batch, "call_sid").as_string::<i32>().value(0),
+            "CA00000000000000000000000000000001"
+        );
+        assert!(column(&batch, "account_sid").is_null(0));
+    }
+
+    #[test]
+    fn a_bad_page_is_rolled_back_and_earlier_pages_kept() {
+        let mut f = flattener(Table::InsightsMetrics);
+        let ctx = RecordContext::default();
+        f.push_page(METRICS_PAGE.as_bytes(), &ctx).expect("page 1");
+        let truncated = &METRICS_PAGE[..METRICS_PAGE.len() - 40];
+        assert!(matches!(
+            f.push_page(truncated.as_bytes(), &ctx),
+            Err(FlattenError::Malformed(_))
+        ));
+        assert!(matches!(
+            f.push_page(br#"{"code": 20429, "message": "Too Many Requests"}"#, &ctx),
+            Err(FlattenError::MissingRecords(_))
+        ));
+        f.push_page(METRICS_PAGE.as_bytes(), &ctx).expect("page 2");
+        assert_eq!(f.rows(), 2);
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        assert_eq!(batch.num_rows(), 2);
+        let mos = column(&batch, "sdk_edge__interval__mos").as_primitive::<Float64Type>();
+        assert_eq!((mos.value(0), mos.value(1)), (4.39, 4.39));
+        assert!(f.finish(&lineage()).expect("finish").is_none());
+    }
+
+    /// Issue 9.8: numbers a float or 64 bits cannot hold keep their text in `_extra`; the row
+    /// lands and the field is reported.
+    #[test]
+    fn out_of_range_numbers_land_in_extra_as_the_api_wrote_them() {
+        let page = r#"{"meta": {}, "metrics": [
+            {"timestamp": "2019-10-07T22:32:06Z", "sdk_edge": {"interval": {"mos": {"value": 1e400}},
+              "cumulative": {"bytes_sent": 99999999999999999999999, "packets_sent": 12}},
+             "odd": {"big": 99999999999999999999999, "tiny": -1e-400, "list": [1.50, 2e999]},
+             "call_sid": 1.50},
+            {"timestamp": "2019-10-07T22:32:16Z", "sdk_edge": {"interval": {"mos": {"value": 4.2}}}}]}"#;
+        let mut f = flattener(Table::InsightsMetrics);
+        let outcome = f
+            .push_page(page.as_bytes(), &RecordContext::default())
+            .expect("the page lands");
+        assert_eq!(outcome.rows, 2);
+        let mut unknown = f.take_new_unknown_paths();
+        unknown.sort();
+        assert_eq!(
+            unknown,
+            [
+                "odd (not in the schema)",
+                "sdk_edge.cumulative.bytes_sent (out of range for Int64)",
+                "sdk_edge.interval.mos.value (out of range for Float64)",
+            ]
+        );
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        let extra = column(&batch, "_extra").as_string::<i32>();
+        assert_eq!(
+            extra.value(0),
+            r#"{"odd":{"big":99999999999999999999999,"tiny":-1e-400,"list":[1.50,2e999]},"sdk_edge":{"cumulative":{"bytes_sent":99999999999999999999999},"interval":{"mos":{"value":1e400}}}}"#
+        );
+        assert!(extra.is_null(1));
+        let mos = column(&batch, "sdk_edge__interval__mos").as_primitive::<Float64Type>();
+        assert!(mos.is_null(0));
+        assert_eq!(mos.value(1), 4.2);
+        let sent = column(&batch, "sdk_edge__cumulative__packets_sent").as_primitive::<Int64Type>();
+        assert_eq!(sent.value(0), 12);
+        // A float where text goes keeps its text.
+        assert_eq!(
+            column(&batch, "call_sid").as_string::<i32>().value(0),
+            "1.50"
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_do_not_shift_columns() {
+        let page = r#"{"data": [{"name": "a", "name": "b", "event_timestamp": "2019-03-29T11:10:19.127783Z"}]}"#;
+        let mut f = flattener(Table::TelnyxCallEvents);
+        f.push_page(page.as_bytes(), &RecordContext::default())
+            .expect("page");
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        assert_eq!(column(&batch, "name").as_string::<i32>().value(0), "a");
+        assert_eq!(
+            column(&batch, "_extra").as_string::<i32>().value(0),
+            r#"{"name":"b"}"#
+        );
+    }
+}
