@@ -11,6 +11,8 @@
 //! - `voxlake/…`: `Flattener::new` + `push_page` + `finish`, the run's route;
 //! - `arrow_json/…`: the baseline of issue 6 on the same bytes: arrow-json's `Decoder` with a
 //!   nested schema built from our column paths, `flush`, then `RecordBatch::normalize("__")`;
+//! - `serde_json_tokens/…`: serde_json's tokenizer alone on the same bytes (`IgnoredAny`: every
+//!   token read, nothing kept), the floor under any flattener that reads through serde_json;
 //! - `parquet/…`: the flattened batch written as one zstd(3) Parquet file in memory, with the
 //!   writer properties of `src/sink/parquet.rs`, and `parquet/insights_metrics_x100` for 100 such
 //!   batches in one file (a slice file, where the per-file overhead is amortised).
@@ -476,6 +478,14 @@ fn benches(c: &mut Criterion) {
                 b.iter(|| arrow_json(&nested.schema, black_box(&page.body)).expect("decodes"))
             });
         }
+        // The floor of any flattener built on serde_json: its tokenizer reading the page and
+        // keeping nothing (`IgnoredAny`), on the same bytes.
+        group.bench_function(format!("serde_json_tokens/{}", page.label), |b| {
+            b.iter(|| {
+                serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&page.body))
+                    .expect("valid JSON")
+            })
+        });
         group.finish();
 
         let mut group = c.benchmark_group("parquet");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    TimestampMicrosecondBuilder, new_null_array,
 };
 use serde_json::Value;
 
@@ -363,13 +363,21 @@ impl RowState {
     /// Finishes every builder (padding the nulls it still owes); keeps the first `len` rows.
     pub(super) fn finish_columns(&mut self, len: usize) -> Vec<ArrayRef> {
         let rows = self.rows;
-        for builder in &mut self.builders {
+        // A column no row touched is all null: one shared null array per type stands for
+        // every such column (a call fills one or two of the four edges' columns).
+        let mut nulls: Vec<(ColumnType, ArrayRef)> = Vec::new();
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.builders.len() + 1);
+        for (builder, meta) in self.builders.iter_mut().zip(self.columns.iter()) {
             let have = builder.len();
+            if have == 0 && rows > 0 {
+                arrays.push(null_array(&mut nulls, meta.ty, rows));
+                continue;
+            }
             if have < rows {
                 builder.append_nulls(rows - have);
             }
+            arrays.push(builder.finish());
         }
-        let mut arrays: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
         arrays.push(Arc::new(self.extra.finish()));
         self.rows = 0;
         arrays
@@ -377,6 +385,16 @@ impl RowState {
             .map(|a| if a.len() > len { a.slice(0, len) } else { a })
             .collect()
     }
+}
+
+/// An all-null array of `ty` and `rows` rows, made once per type and shared.
+fn null_array(made: &mut Vec<(ColumnType, ArrayRef)>, ty: ColumnType, rows: usize) -> ArrayRef {
+    if let Some((_, array)) = made.iter().find(|(t, _)| *t == ty) {
+        return Arc::clone(array);
+    }
+    let array = new_null_array(&ty.arrow_type(), rows);
+    made.push((ty, Arc::clone(&array)));
+    array
 }
 
 /// A node of a row's `_extra` object: JSON text as the API sent it, or an object of paths.
