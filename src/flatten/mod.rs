@@ -403,6 +403,41 @@ mod tests {
         assert!(take_nothing(&mut f));
     }
 
+    #[test]
+    fn columns_no_row_touched_are_null_and_fill_in_a_later_batch() {
+        let mut f = flattener(Table::InsightsMetrics);
+        let both = format!(
+            "{{\"metrics\": [{0}, {0}]}}",
+            &METRICS_PAGE[METRICS_PAGE.find("{\"edge\"").expect("record")..METRICS_PAGE.len() - 2]
+        );
+        f.push_page(both.as_bytes(), &RecordContext::default())
+            .expect("page");
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        assert_eq!(batch.num_rows(), 2);
+        for name in [
+            "carrier_edge__interval__packets_received",
+            "carrier_edge__codec_name",
+        ] {
+            let array = column(&batch, name);
+            assert_eq!((array.len(), array.null_count()), (2, 2), "{name}");
+        }
+        // The same flattener, the first record now a carrier one: its columns fill.
+        let carrier = both
+            .replacen("\"sdk_edge\": {", "\"carrier_edge\": {", 1)
+            .replacen("\"carrier_edge\": null", "\"sdk_edge\": null", 1);
+        f.push_page(carrier.as_bytes(), &RecordContext::default())
+            .expect("page");
+        let batch = f.finish(&lineage()).expect("finish").expect("rows");
+        let received =
+            column(&batch, "carrier_edge__interval__packets_received").as_primitive::<Int64Type>();
+        assert_eq!(
+            (received.len(), received.value(0), received.null_count()),
+            (2, 50, 1)
+        );
+        let sdk = column(&batch, "sdk_edge__interval__mos");
+        assert_eq!((sdk.len(), sdk.null_count()), (2, 1));
+    }
+
     fn take_nothing(f: &mut Flattener) -> bool {
         f.take_new_unknown_paths().is_empty()
     }

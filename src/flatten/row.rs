@@ -360,7 +360,8 @@ impl RowState {
         }
     }
 
-    /// Finishes every builder (padding the nulls it still owes); keeps the first `len` rows.
+    /// Finishes every builder (padding the nulls it still owes; a column no row touched is a
+    /// shared all-null array); keeps the first `len` rows.
     pub(super) fn finish_columns(&mut self, len: usize) -> Vec<ArrayRef> {
         let rows = self.rows;
         // A column no row touched is all null: one shared null array per type stands for
