@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use object_store::buffered::BufWriter;
@@ -103,6 +104,10 @@ struct OpenFile {
 #[derive(Default)]
 struct DayFiles {
     open: Option<OpenFile>,
+    /// Rows not yet given to the writer: a call's batch is small (tens of rows), and a
+    /// write costs per column as well as per row, so batches are joined first.
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
     next_index: u32,
     closed: Vec<StagedFile>,
     /// When rows last went to its open file (a counter of writes).
@@ -113,6 +118,10 @@ struct DayFiles {
 /// whose rows span many days (a long one) closes its older days' files as it moves on (a
 /// later row of a closed day opens its next file).
 const MAX_OPEN_DAYS: usize = 4;
+
+/// Rows a day's small batches are joined to before they go to its writer (at most a row
+/// group's worth): fewer, larger writes, for a bounded amount of memory.
+const JOIN_ROWS: usize = 2048;
 
 /// The files of one table, owner and slice, one or more per `date=` day.
 pub struct SliceFiles {
@@ -126,6 +135,8 @@ pub struct SliceFiles {
     settings: Arc<WriterSettings>,
     days: BTreeMap<i32, DayFiles>,
     rows: u64,
+    /// Rows held in the days' `pending` batches.
+    pending_rows: usize,
     writes: u64,
 }
 
@@ -154,18 +165,59 @@ impl SliceFiles {
             settings,
             days: BTreeMap::new(),
             rows: 0,
+            pending_rows: 0,
             writes: 0,
         }
     }
 
-    /// Rows written so far.
+    /// Rows written so far (held ones included).
     pub fn rows(&self) -> u64 {
-        self.rows
+        self.rows + self.pending_rows as u64
     }
 
     /// Appends rows of one day; they stream through the day's open file (rotated at
-    /// `max_rows_per_file`), whose row group is flushed by rows or by size.
+    /// `max_rows_per_file`), whose row group is flushed by rows or by size. Small batches
+    /// are held and joined first (up to `JOIN_ROWS`); `finish` writes what is held.
     pub async fn write(&mut self, day: i32, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let join_rows = JOIN_ROWS
+            .min(
+                self.settings
+                    .properties
+                    .max_row_group_row_count()
+                    .unwrap_or(JOIN_ROWS),
+            )
+            .max(1);
+        let files = self.days.entry(day).or_default();
+        files.pending.push(batch.clone());
+        files.pending_rows += batch.num_rows();
+        self.pending_rows += batch.num_rows();
+        if files.pending_rows >= join_rows {
+            self.write_pending(day).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives a day's held batches to its writer, joined into one.
+    async fn write_pending(&mut self, day: i32) -> Result<()> {
+        let Some(files) = self.days.get_mut(&day) else {
+            return Ok(());
+        };
+        let held = std::mem::take(&mut files.pending);
+        self.pending_rows -= std::mem::take(&mut files.pending_rows);
+        let joined = match held.as_slice() {
+            [] => return Ok(()),
+            [one] => one.clone(),
+            many => concat_batches(&self.schema, many)
+                .map_err(|e| Error::Internal(format!("joining batches: {e}")))?,
+        };
+        self.write_now(day, &joined).await
+    }
+
+    /// Writes rows of one day to its open file now.
+    async fn write_now(&mut self, day: i32, batch: &RecordBatch) -> Result<()> {
         let max_rows = self.settings.max_rows_per_file as u64;
         let mut offset = 0usize;
         self.writes += 1;
@@ -259,6 +311,10 @@ impl SliceFiles {
 
     /// Closes every file; returns them in path order.
     pub async fn finish(mut self) -> Result<Vec<StagedFile>> {
+        let days: Vec<i32> = self.days.keys().copied().collect();
+        for day in days {
+            self.write_pending(day).await?;
+        }
         let mut all = Vec::new();
         for files in self.days.values_mut() {
             close_open(files).await?;
@@ -294,4 +350,95 @@ async fn close_open(files: &mut DayFiles) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::{Output, ParquetSettings};
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// The values of column `n` of a staged file, in file order.
+    fn values_of(dir: &std::path::Path, staged: &StagedFile) -> Vec<i64> {
+        let file = std::fs::File::open(dir.join(&staged.staged)).expect("staged file");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        reader
+            .flat_map(|batch| {
+                let batch = batch.expect("batch");
+                batch
+                    .column(0)
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn small_batches_are_joined_and_every_held_row_lands_in_order() {
+        let dir = tempfile::tempdir().expect("dir");
+        let output = Output::Local(dir.path().to_path_buf());
+        let lake = Lake::open(&output, &Default::default())
+            .await
+            .expect("lake");
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let settings = WriterSettings::new(&ParquetSettings {
+            zstd_level: 3,
+            row_group_rows: 32_768,
+            max_rows_per_file: 5_000,
+        })
+        .expect("settings");
+        let slice = HourSlice::parse("2024-05-01T13").expect("slice");
+        let owner = Owner::parse("AC00000000000000000000000000000000").expect("owner");
+        let mut files = SliceFiles::new(
+            lake,
+            Table::CallEvents,
+            Arc::clone(&schema),
+            (slice, owner),
+            Placement::Staged("stage".into()),
+            Arc::new(settings),
+        );
+        // 300 calls of 30 rows: every tenth on the next day (2024-05-02).
+        let (may_1, may_2) = (19_844, 19_845);
+        let mut expected: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for call in 0..300i64 {
+            let day = if call % 10 == 9 { may_2 } else { may_1 };
+            let values: Vec<i64> = (call * 30..call * 30 + 30).collect();
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from(values.clone()))],
+            )
+            .expect("batch");
+            files.write(day, &batch).await.expect("write");
+            expected.entry(day).or_default().extend(values);
+        }
+        // Held rows count as written; `finish` writes them.
+        assert_eq!(files.rows(), 9_000);
+        let staged = files.finish().await.expect("finish");
+        let landed: Vec<(&str, u64)> = staged
+            .iter()
+            .map(|f| (f.final_path.as_str(), f.rows))
+            .collect();
+        let prefix = "call_events/date=2024-05-0";
+        let name = "2024-05-01T13-AC00000000000000000000000000000000";
+        assert_eq!(
+            landed,
+            vec![
+                (format!("{prefix}1/{name}-000.parquet").as_str(), 5_000),
+                (format!("{prefix}1/{name}-001.parquet").as_str(), 3_100),
+                (format!("{prefix}2/{name}-000.parquet").as_str(), 900),
+            ]
+        );
+        let may_1_values: Vec<i64> = [&staged[0], &staged[1]]
+            .into_iter()
+            .flat_map(|f| values_of(dir.path(), f))
+            .collect();
+        assert_eq!(may_1_values, expected[&may_1]);
+        assert_eq!(values_of(dir.path(), &staged[2]), expected[&may_2]);
+    }
 }
