@@ -7,21 +7,19 @@
 #   benches/compare.sh --baseline BIN   # also time another voxlake binary (an earlier build),
 #                                       # interleaved with this one on the same simulator
 #
-# Steps: release build; `voxlake simulate --calls N` on 127.0.0.1 (no rate limit); `voxlake run`
-# of a window job (insights_metrics, limiter wide open: 10 000 req/s, concurrency 8, page_size
-# 1000) under /usr/bin/time -v (wall, CPU, peak RSS), the same at --threads 1 (against DuckDB's
-# 1 thread), and the same job with format = "delta"
-# (interleaved with it, for the delta/parquet ratio); the same Metrics pages saved as files
-# (benches/support/fetch_pages.py: the same discovery, the same requests, the same bytes);
-# DuckDB (python duckdb) read_json + unnest + voxlake's columns + COPY … (FORMAT parquet,
-# COMPRESSION zstd, PARTITION_BY (date)) with 1 thread and with its default threads
-# (benches/support/duckdb_copy.py); a second voxlake pass with every per-call table; the
-# metrics run again on a 10× smaller dataset, for peak RSS at 1× and 10×; the scaling curve
-# (rows/s at 2× and 4× the data); and peak RSS by --threads (1, 2, 4) and row_group_rows
-# (32 768, 8 192). The voxlake metrics
-# run and each DuckDB COPY are repeated (--repeat) and the median run by wall time is reported;
-# peak RSS is the highest of the repeats. Ratios are taken within this one run (shared 2-core
-# machines are noisy).
+# Steps: release build; `voxlake simulate --calls N` on 127.0.0.1 (no rate limit); the Metrics
+# pages saved as files (benches/support/fetch_pages.py: the same discovery, the same requests,
+# the same bytes); then --repeat rounds, each timing back to back: `voxlake run` of a window job
+# (insights_metrics, limiter wide open: 10 000 req/s, concurrency 8, page_size 1000) under
+# /usr/bin/time -v (wall, CPU, peak RSS) and DuckDB (python duckdb) read_json + unnest +
+# voxlake's columns + COPY … (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date)) with its
+# default threads (benches/support/duckdb_copy.py); the same voxlake job at --threads 1 and
+# DuckDB with 1 thread; the job with format = "delta" (for the delta/parquet ratio). Then a
+# voxlake pass with every per-call table; the metrics run again on a 10× smaller dataset, for
+# peak RSS at 1× and 10×; the scaling curve (rows/s at 2× and 4× the data); and peak RSS by
+# --threads (1, 2, 4) and row_group_rows (32 768, 8 192). Each timed step's median run by wall
+# time is reported (peak RSS: the highest of the repeats), and so is the median of the rounds'
+# own ratios (a pair timed back to back shares a noisy spell of a shared 2-core machine).
 # Environment: CARGO_TARGET_DIR is honoured; KEEP_WORK=1 keeps the temp folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -138,13 +136,35 @@ CLK_TCK=$(getconf CLK_TCK)
 # ---------------------------------------------------------------- 1. voxlake, metrics, N calls
 echo "== simulator: $CALLS calls, $FROM .. $TO, no rate limit"
 start_sim "$CALLS"
+
+# the same Metrics pages as files, for DuckDB (saved first: each round below times voxlake and
+# DuckDB back to back, so a noisy spell on a shared machine falls on both of a pair)
+echo "== saving the same Metrics pages as files"
+read -r P_CALLS P_PAGES P_ROWS P_BYTES P_SECS < <(python3 benches/support/fetch_pages.py "$SIM_URL" "$WORK/pages" "$FROM" "$TO" 4)
+echo "   $P_CALLS calls, $P_PAGES pages, $P_ROWS rows, $(( P_BYTES / 1000000 )) MB of JSON in ${P_SECS}s"
+
+# duckdb_run THREADS I: DuckDB's COPY of the saved pages (THREADS 0: its default)
+duckdb_run() {
+  local threads=$1 i=$2 name=duckdb$1-$2
+  echo "== DuckDB read_json + unnest + COPY … PARTITION_BY (date), threads=$([ "$threads" = 0 ] && echo default || echo "$threads"), $i of $REPEAT"
+  rm -rf "$WORK/duckdb$threads-out"
+  measure "$name" python3 benches/support/duckdb_copy.py schemas/insights_metrics.toml \
+    "$WORK/pages/*.json" "$WORK/duckdb$threads-out" "$threads"
+  read -r rows secs used <"$WORK/$name.out"
+  # the COPY's own time, not the process's: DuckDB's import and connect are left out
+  echo "$secs $(field "$WORK/$name.measure" 2) $(field "$WORK/$name.measure" 3)" >"$WORK/$name.measure"
+  echo "   $rows rows in ${secs}s ($used threads), peak RSS $(field "$WORK/$name.measure" 3) kB"
+}
+
 for i in $(seq 1 "$REPEAT"); do
   echo "== voxlake run (insights_metrics) against $SIM_URL, $i of $REPEAT"
   voxlake_run "metrics-$i" '"insights_metrics"' "$SIM_URL"
   echo "   $(field "$WORK/metrics-$i.measure" 1)s wall"
   echo "== voxlake --threads 1 run (insights_metrics), $i of $REPEAT"
+  duckdb_run 0 "$i"
   THREADS=1 voxlake_run "one-$i" '"insights_metrics"' "$SIM_URL"
   echo "   $(field "$WORK/one-$i.measure" 1)s wall"
+  duckdb_run 1 "$i"
   echo "== voxlake run (insights_metrics) with format = \"delta\", $i of $REPEAT"
   FORMAT=delta voxlake_run "delta-$i" '"insights_metrics"' "$SIM_URL"
   echo "   $(field "$WORK/delta-$i.measure" 1)s wall"
@@ -186,31 +206,26 @@ if [ "$V_ROWS" -lt "$MIN_ROWS" ]; then
   exit 1
 fi
 
-# ---------------------------------------------------------------- 2. the same pages as files
-echo "== saving the same Metrics pages as files"
-read -r P_CALLS P_PAGES P_ROWS P_BYTES P_SECS < <(python3 benches/support/fetch_pages.py "$SIM_URL" "$WORK/pages" "$FROM" "$TO" 4)
-echo "   $P_CALLS calls, $P_PAGES pages, $P_ROWS rows, $(( P_BYTES / 1000000 )) MB of JSON in ${P_SECS}s"
 [ "$P_ROWS" = "$V_ROWS" ] || echo "   WARNING: the pages hold $P_ROWS rows, voxlake wrote $V_ROWS"
 
-# ---------------------------------------------------------------- 3. DuckDB, 1 thread and all
+# ---------------------------------------------------------------- 2. DuckDB, 1 thread and all (timed above)
 for threads in 1 0; do
-  for i in $(seq 1 "$REPEAT"); do
-    name=duckdb$threads-$i
-    echo "== DuckDB read_json + unnest + COPY … PARTITION_BY (date), threads=$([ $threads = 0 ] && echo default || echo $threads), $i of $REPEAT"
-    rm -rf "$WORK/duckdb$threads-out"
-    measure "$name" python3 benches/support/duckdb_copy.py schemas/insights_metrics.toml \
-      "$WORK/pages/*.json" "$WORK/duckdb$threads-out" "$threads"
-    read -r rows secs used <"$WORK/$name.out"
-    # the COPY's own time, not the process's: DuckDB's import and connect are left out
-    echo "$secs $(field "$WORK/$name.measure" 2) $(field "$WORK/$name.measure" 3)" >"$WORK/$name.measure"
-    echo "   $rows rows in ${secs}s ($used threads), peak RSS $(field "$WORK/$name.measure" 3) kB"
-  done
   read -r name WALLS < <(median_run "duckdb$threads" "$REPEAT")
   read -r rows secs used <"$WORK/$name.out"
   [ "$rows" = "$V_ROWS" ] || echo "   WARNING: DuckDB wrote $rows rows, voxlake $V_ROWS"
   eval "D${threads}_ROWS=$rows D${threads}_SECS=$secs D${threads}_THREADS=$used"
   eval "D${threads}_RSS=$(field "$WORK/$name.measure" 3) D${threads}_WALL=$(field "$WORK/$name.measure" 1)"
 done
+# each round's own ratio (DuckDB's time / voxlake's, timed back to back), and their median
+PAIRED=$(python3 - "$WORK" "$REPEAT" <<'PY'
+import statistics, sys
+work, count = sys.argv[1], int(sys.argv[2])
+wall = lambda name: float(open(f"{work}/{name}.measure").read().split()[0])
+for duck, vox in (("duckdb1", "one"), ("duckdb0", "metrics")):
+    ratios = [wall(f"{duck}-{i}") / wall(f"{vox}-{i}") for i in range(1, count + 1)]
+    print(f"{statistics.median(ratios):.2f}", "/".join(f"{r:.2f}" for r in ratios), end=" ")
+PY
+)
 
 # the two outputs hold the same rows and values
 python3 - "$V_LAKE" "$WORK/duckdb1-out" <<'PY'
@@ -295,6 +310,9 @@ print()
 print(f"ratio voxlake / DuckDB, both 1 thread      : {one / rate(d1[0], d1[1]):.2f}x   (target >= 2x)")
 print(f"ratio voxlake / DuckDB, both all threads   : {v / rate(dn[0], dn[1]):.2f}x   (target >= 2x; DuckDB {dn[3]} threads)")
 print(f"ratio voxlake all threads / DuckDB 1 thread: {v / rate(d1[0], d1[1]):.2f}x   (the figure before --threads)")
+paired = "$PAIRED".split()
+print(f"paired rounds (DuckDB / voxlake, each round back to back; median [rounds]):"
+      f" 1 thread {paired[0]}x [{paired[1]}], all threads {paired[2]}x [{paired[3]}]")
 print(f"requests per call (insights_metrics)       : {$V_REQ / max(1, $P_CALLS):.2f} ({$V_REQ} requests, {$P_CALLS} calls, listing included)")
 print(f"format = delta / parquet          : wall {$DL_WALL / v_wall:.2f}x, CPU {$DL_CPU / v_cpu:.2f}x, peak RSS {$DL_RSS / v_rss:.2f}x ({$DL_RSS / 1024:.0f} MB)   (goal <= 1.1x time, <= 1.2x RSS)")
 print(f"voxlake all per-call tables       : {a[0]:,} rows in {a[1]:.2f}s = {rate(a[0], a[1]):,.0f} rows/s, {a[2]:.1f}s CPU, peak RSS {a[3] / 1024:.0f} MB")
