@@ -8,11 +8,13 @@
 //! what a real run reads), and ~50-row pages of every event-like table.
 //!
 //! Measured per page (criterion `Throughput::ElementsAndBytes`: rows/s and JSON bytes/s):
-//! - `voxlake/…`: `Flattener::new` + `push_page` + `finish`, the run's route;
+//! - `voxlake/…`: `Flattener::from_plan` + `push_page` + `finish`, the run's route (the
+//!   table's plan compiled once, as a run does);
 //! - `arrow_json/…`: the baseline of issue 6 on the same bytes: arrow-json's `Decoder` with a
 //!   nested schema built from our column paths, `flush`, then `RecordBatch::normalize("__")`;
 //! - `serde_json_tokens/…`: serde_json's tokenizer alone on the same bytes (`IgnoredAny`: every
-//!   token read, nothing kept), the floor under any flattener that reads through serde_json;
+//!   token read, nothing kept), the floor under any flattener that reads through serde_json
+//!   (voxlake's direct reader reads the common page without it; its serde walk is the fallback);
 //! - `parquet/…`: the flattened batch written as one zstd(3) Parquet file in memory, with the
 //!   writer properties of `src/sink/parquet.rs`, and `parquet/insights_metrics_x100` for 100 such
 //!   batches in one file (a slice file, where the per-file overhead is amortised).
@@ -37,7 +39,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use voxlake::flatten::{Flattener, Lineage, RecordContext};
+use voxlake::flatten::{FlattenPlan, Flattener, Lineage, RecordContext};
 use voxlake::schema::{ColumnType, Schemas, Source, Table, TableSchema};
 use voxlake::simulator::{SimConfig, start};
 
@@ -286,9 +288,9 @@ fn lineage() -> Lineage {
     }
 }
 
-/// voxlake's route: the run builds one flattener per call and table.
-fn flatten(schema: &Arc<TableSchema>, page: &Page) -> RecordBatch {
-    let mut flattener = Flattener::new(Arc::clone(schema));
+/// voxlake's route: the run builds one flattener per call and table, from the table's plan.
+fn flatten(plan: &Arc<FlattenPlan>, page: &Page) -> RecordBatch {
+    let mut flattener = Flattener::from_plan(Arc::clone(plan));
     flattener
         .push_page(&page.body, &page.ctx())
         .expect("the page flattens");
@@ -439,7 +441,8 @@ fn benches(c: &mut Criterion) {
     let props = writer_properties();
     for page in &pages {
         let schema = schemas.get(page.table);
-        let batch = flatten(&schema, page);
+        let plan = FlattenPlan::new(Arc::clone(&schema));
+        let batch = flatten(&plan, page);
         assert_eq!(
             batch.num_rows(),
             page.rows,
@@ -471,14 +474,14 @@ fn benches(c: &mut Criterion) {
         let mut group = c.benchmark_group("flatten");
         group.throughput(page.throughput());
         group.bench_function(format!("voxlake/{}", page.label), |b| {
-            b.iter(|| flatten(&schema, black_box(page)))
+            b.iter(|| flatten(&plan, black_box(page)))
         });
         if baseline.is_ok() {
             group.bench_function(format!("arrow_json/{}", page.label), |b| {
                 b.iter(|| arrow_json(&nested.schema, black_box(&page.body)).expect("decodes"))
             });
         }
-        // The floor of any flattener built on serde_json: its tokenizer reading the page and
+        // The floor of a flattener built on serde_json: its tokenizer reading the page and
         // keeping nothing (`IgnoredAny`), on the same bytes.
         group.bench_function(format!("serde_json_tokens/{}", page.label), |b| {
             b.iter(|| {

@@ -1,6 +1,6 @@
 //! Pages → Arrow rows, by schema, in one pass.
 //!
-//! A page's JSON is walked once with serde, guided by a trie built from the table's schema: a key
+//! A page's JSON is walked once, guided by a trie built from the table's schema: a key
 //! the schema names goes straight into its column builder (typed, coerced where the API's text
 //! form differs: numeric strings, RFC 2822 times), a known object is descended into, and
 //! anything else (an unknown key, a value of the wrong type) is kept in the row's `_extra` JSON
@@ -11,8 +11,13 @@
 //! text" column, and needs a rename pass for the `{value}` collapse. This walk does all of it at
 //! the same speed class (see `benches/`).
 //!
+//! Two readers do the walk: the direct reader (`direct`) reads the common page straight from
+//! its bytes, and the serde walk (`walk`) reads whatever the direct reader leaves to it
+//! (escapes, values of unexpected shapes, malformed JSON), so both give the same rows.
+//!
 //! Rows of a page that fails to parse are rolled back: a half-read page never reaches a batch.
 
+mod direct;
 mod row;
 mod trie;
 mod walk;
@@ -83,6 +88,8 @@ pub struct FlattenPlan {
     columns: Arc<[ColumnMeta]>,
     /// Slots of key-order memory the trie's nodes use.
     order_slots: usize,
+    /// Pages may be read by the direct reader (no key needs escaping).
+    direct: bool,
 }
 
 impl FlattenPlan {
@@ -101,11 +108,20 @@ impl FlattenPlan {
             }
         }
         let order_slots = trie.number(0);
+        // The direct reader matches keys by their bytes: a key JSON would escape is left to
+        // the serde walk.
+        let direct = schema.columns.iter().all(|column| match &column.source {
+            Source::Record(segments) => segments
+                .iter()
+                .all(|s| !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)),
+            _ => true,
+        });
         Arc::new(FlattenPlan {
             schema,
             trie,
             columns: columns.into(),
             order_slots,
+            direct,
         })
     }
 }
@@ -118,6 +134,9 @@ pub struct Flattener {
     committed_rows: usize,
     /// Columns of rows kept across a rollback (a failed page after good ones).
     kept: Vec<Vec<ArrayRef>>,
+    /// Pages go to the direct reader first; after it has left one to the serde walk, the
+    /// rest (of the same call and shape) go to the serde walk straight away.
+    try_direct: bool,
 }
 
 impl Flattener {
@@ -156,28 +175,38 @@ impl Flattener {
             last_partition_micros: None,
         };
         Flattener {
-            plan,
             schema,
             state,
             committed_rows: 0,
             kept: Vec::new(),
+            try_direct: plan.direct,
+            plan,
         }
     }
 
     /// Reads one page: its records become rows, its other keys are returned for paging.
     /// On error the page's rows are dropped and earlier pages' rows are kept.
     ///
-    /// A page is read on a fast path first; a value that path cannot keep exactly (a number
-    /// beyond 64 bits or out of a float's range, a float where text or an integer goes) makes
-    /// it read the page again from the numbers' raw text, so such a value lands in `_extra` as
-    /// the API wrote it and the row still lands.
+    /// A page is read by the direct reader, else by the serde walk's fast path; a value
+    /// neither can keep exactly (a number beyond 64 bits or out of a float's range, a float
+    /// where text or an integer goes) makes it read the page again from the numbers' raw
+    /// text, so such a value lands in `_extra` as the API wrote it and the row still lands.
     pub fn push_page(
         &mut self,
         body: &[u8],
         ctx: &RecordContext<'_>,
     ) -> Result<PageRead, FlattenError> {
         let mut before = self.state.rows;
-        let mut parsed = self.parse_page(body, ctx, false);
+        let mut parsed = match self.try_direct.then(|| self.read_page_direct(body, ctx)) {
+            Some(Ok(meta)) => Ok(meta),
+            Some(Err(direct::Bail)) => {
+                self.try_direct = false;
+                self.rollback();
+                before = self.state.rows;
+                self.parse_page(body, ctx, false)
+            }
+            None => self.parse_page(body, ctx, false),
+        };
         if parsed.is_err() || self.state.needs_exact {
             self.rollback();
             before = self.state.rows;
@@ -203,6 +232,25 @@ impl Flattener {
                 Err(FlattenError::Malformed(e.to_string()))
             }
         }
+    }
+
+    /// The direct reader's pass over a page (see `direct`); `Bail` when it leaves the page
+    /// to the serde walk.
+    fn read_page_direct(
+        &mut self,
+        body: &[u8],
+        ctx: &RecordContext<'_>,
+    ) -> Result<Option<Map<String, Value>>, direct::Bail> {
+        self.state.last_partition_micros = None;
+        self.state.exact = false;
+        self.state.needs_exact = false;
+        let text = std::str::from_utf8(body).map_err(|_| direct::Bail)?;
+        direct::Reader::new(text).page(
+            &self.plan.trie,
+            &mut self.state,
+            ctx,
+            &self.schema.records_key,
+        )
     }
 
     fn parse_page(
@@ -375,6 +423,168 @@ mod tests {
 
     fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a dyn Array {
         batch.column_by_name(name).expect(name).as_ref()
+    }
+
+    /// What a flattener made of a page: the outcome (rows and paging keys, or the error),
+    /// the batch, and the unknown paths it reported.
+    type Made = (
+        Result<(usize, Map<String, Value>), String>,
+        Option<RecordBatch>,
+        Vec<String>,
+    );
+
+    fn flatten_with(table: Table, page: &str, direct: bool) -> (Made, bool) {
+        let mut f = flattener(table);
+        f.try_direct = direct;
+        let ctx = RecordContext {
+            call_sid: Some("CA00000000000000000000000000000001"),
+            account_sid: None,
+        };
+        let outcome = f
+            .push_page(page.as_bytes(), &ctx)
+            .map(|read| (read.rows, read.other_keys))
+            .map_err(|e| e.to_string());
+        let mut unknown = f.take_new_unknown_paths();
+        unknown.sort();
+        let batch = f.finish(&lineage()).expect("finish");
+        ((outcome, batch, unknown), f.try_direct)
+    }
+
+    #[test]
+    fn the_direct_reader_gives_what_the_serde_walk_gives() {
+        let record =
+            &METRICS_PAGE[METRICS_PAGE.find("{\"edge\"").expect("record")..METRICS_PAGE.len() - 2];
+        let compact =
+            serde_json::to_string(&serde_json::from_str::<Value>(METRICS_PAGE).expect("json"))
+                .expect("json");
+        let with = |from: &str, to: &str| METRICS_PAGE.replacen(from, to, 1);
+        // (page, whether the direct reader reads it itself)
+        let metrics: Vec<(String, bool)> = vec![
+            (METRICS_PAGE.to_string(), true),
+            (compact.clone(), true),
+            (
+                compact
+                    .replace(",\"", " ,\n\t\"")
+                    .replace("\":", "\" \r:\t"),
+                true,
+            ),
+            (
+                format!("{{\"metrics\": [{record}, {record}, {record}]}}"),
+                true,
+            ),
+            (format!("{{\"metrics\": [{record}], \"metrics\": 5}}"), true),
+            ("{\"metrics\": []}".into(), true),
+            ("{\"metrics\": null, \"next_page_url\": null}".into(), true),
+            ("{}".into(), true),
+            ("{\"meta\": {\"page\": 1}}".into(), true),
+            (
+                with("\"direction\": \"both\"", "\"direction\": \"bo\\u0074h\""),
+                false,
+            ),
+            (
+                with(
+                    "\"next_page_url\": \"http://x/next\"",
+                    "\"next_page_url\": \"http:\\/\\/x\"",
+                ),
+                false,
+            ),
+            (with("\"sip_edge\": null", "\"sip_edge\": 5"), false),
+            (with("\"sip_edge\": null", "\"sip_edge\": [1]"), false),
+            (
+                with("\"direction\": \"both\"", "\"direction\": {\"a\": 1}"),
+                false,
+            ),
+            (
+                with(
+                    "\"direction\": \"both\"",
+                    "\"brand_new\": {\"a\": [1, {\"b\": \"c\"}]}",
+                ),
+                true,
+            ),
+            (with("\"packets_lost\": 0", "\"packets_lost\": 3.0"), true),
+            (with("\"packets_lost\": 0", "\"packets_lost\": 3.5"), true),
+            (
+                with("\"packets_lost\": 0", "\"packets_lost\": \"12\""),
+                true,
+            ),
+            (
+                with(
+                    "\"packets_lost\": 0",
+                    "\"packets_lost\": 9223372036854775808",
+                ),
+                true,
+            ),
+            (
+                with(
+                    "\"packets_lost\": 0",
+                    "\"packets_lost\": -9223372036854775809",
+                ),
+                false,
+            ),
+            (
+                with("\"packets_lost\": 0", "\"packets_lost\": 1e400"),
+                false,
+            ),
+            (with("\"packets_lost\": 0", "\"packets_lost\": -0"), true),
+            (with("\"packets_lost\": 0", "\"packets_lost\": true"), true),
+            (
+                with("{\"value\": 4.39}", "{\"value\": 4.390000000000000000001}"),
+                true,
+            ),
+            (with("{\"value\": 4.39}", "{\"value\": -1.5E-3}"), true),
+            (
+                with(
+                    "\"timestamp\": \"2019-10-07T22:32:06Z\"",
+                    "\"timestamp\": 1.5",
+                ),
+                true,
+            ),
+            (
+                with(
+                    "\"edge\": \"sdk_edge\"",
+                    "\"edge\": \"sdk_edge\", \"edge\": \"x\"",
+                ),
+                true,
+            ),
+            (with("\"edge\": \"sdk_edge\",", ""), true),
+            (with("\"packets_lost\": 0", "\"packets_lost\": 01"), false),
+            (with("\"packets_lost\": 0", "\"packets_lost\": 1."), false),
+            (with("\"packets_lost\": 0", "\"packets_lost\": -"), false),
+            (with("\"packets_lost\": 0,", "\"packets_lost\": 0,,"), false),
+            (
+                with("\"direction\": \"both\"", "\"direction\": \"tab\there\""),
+                false,
+            ),
+            (format!("{METRICS_PAGE} x"), false),
+            (METRICS_PAGE[..METRICS_PAGE.len() - 5].to_string(), false),
+            ("[1, 2]".into(), false),
+        ];
+        let call_events = r#"{"events": [{"response": {"date_created": "Tue, 11 Aug 2020 17:44:08 +0000",
+            "response_code": "201", "request_duration": {"ms": 50}, "api_version": "2010-04-01"},
+            "request": {"parameters": {"to": "+1", "n": [1, 2]}, "method": "POST"}, "brand_new": null}],
+            "next_page_uri": null}"#;
+        let cases = metrics
+            .into_iter()
+            .map(|(page, direct)| (Table::InsightsMetrics, page, direct))
+            .chain([
+                (Table::CallEvents, call_events.to_string(), false),
+                (
+                    Table::CallEvents,
+                    call_events.replace("{\"ms\": 50}", "50"),
+                    true,
+                ),
+            ]);
+        for (table, page, reads_itself) in cases {
+            let (by_serde, _) = flatten_with(table, &page, false);
+            let (by_direct, still_direct) = flatten_with(table, &page, true);
+            assert_eq!(by_direct.0, by_serde.0, "outcome of {page}");
+            assert_eq!(by_direct.1, by_serde.1, "batch of {page}");
+            assert_eq!(by_direct.2, by_serde.2, "unknown paths of {page}");
+            assert_eq!(
+                still_direct, reads_itself,
+                "whether the direct reader read {page}"
+            );
+        }
     }
 
     #[test]

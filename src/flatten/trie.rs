@@ -30,6 +30,22 @@ impl Trie {
             .map(|(i, (_, node))| (i, node))
     }
 
+    /// The child at `key`, the one that followed the key in slot `previous` last time tried
+    /// first; learns the order, and moves `previous` to this key's slot.
+    #[inline]
+    pub(super) fn lookup(
+        &self,
+        key: &str,
+        previous: &mut usize,
+        next_key: &mut [u32],
+    ) -> Option<&Node> {
+        let hint = next_key[*previous] as usize;
+        let (index, node) = self.child(key, hint)?;
+        next_key[*previous] = index as u32;
+        *previous = self.order_base + 1 + index;
+        Some(node)
+    }
+
     pub(super) fn insert(&mut self, segments: &[String], column: usize) {
         let Some((first, rest)) = segments.split_first() else {
             return;
@@ -72,7 +88,7 @@ impl Trie {
 /// and a call to `memcmp` per key cost more than the comparison itself (a tenth of a page's
 /// flatten time in the profile).
 #[inline(always)]
-fn same_key(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_key(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

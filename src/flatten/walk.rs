@@ -147,13 +147,10 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
         // The slot of the key before this one (the node's own slot: none yet).
         let mut previous = self.node.order_base;
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            let hint = self.state.next_key[previous] as usize;
-            let found = self.node.child(&key.0, hint);
-            if let Some((index, _)) = found {
-                self.state.next_key[previous] = index as u32;
-                previous = self.node.order_base + 1 + index;
-            }
-            match found.map(|(_, node)| node) {
+            let found = self
+                .node
+                .lookup(&key.0, &mut previous, &mut self.state.next_key);
+            match found {
                 Some(Node::Column(c)) => {
                     if self.state.columns[*c].json {
                         let raw: &'de RawValue = map.next_value()?;
