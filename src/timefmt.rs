@@ -1,7 +1,7 @@
 //! Time parsing in one place: the command line's TIME (RFC 3339 or a date), the APIs' timestamps
 //! (RFC 3339 and RFC 2822), durations (`15m`), and the hour slices that units of work are cut into.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 
 /// Parses a command-line or job-file TIME: RFC 3339 (`2024-05-01T00:00:00Z`) or a date
 /// (`2024-05-01`, meaning midnight UTC).
@@ -32,6 +32,9 @@ pub fn parse_cli_time(text: &str) -> Result<DateTime<Utc>, String> {
 /// assert_eq!(parse_api_timestamp("Thu, 01 Jan 1970 00:00:01 +0000"), Some(1_000_000));
 /// ```
 pub fn parse_api_timestamp(text: &str) -> Option<i64> {
+    if let Some(micros) = plain_utc_seconds(text) {
+        return Some(micros);
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.timestamp_micros());
     }
@@ -45,6 +48,41 @@ pub fn parse_api_timestamp(text: &str) -> Option<i64> {
     }
     None
 }
+
+/// The commonest API timestamp, `YYYY-MM-DDTHH:MM:SSZ` exactly (every Insights metric row
+/// has one), read without chrono's general RFC 3339 parser (chrono still checks the date);
+/// `None` for any other text, which the general parsers then read.
+fn plain_utc_seconds(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let shape = b.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z';
+    if !shape {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| {
+        b[range].iter().try_fold(0u32, |value, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| value * 10 + u32::from(digit - b'0'))
+        })
+    };
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?;
+    let days = i64::from(date.num_days_from_ce()) - UNIX_EPOCH_DAYS_FROM_CE;
+    let seconds = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
+    Some(seconds * 1_000_000)
+}
+
+/// 1970-01-01 in chrono's days from the common era.
+const UNIX_EPOCH_DAYS_FROM_CE: i64 = 719_163;
 
 /// Parses a duration such as `15m`, `1h`, `90s` (humantime syntax).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -79,6 +117,43 @@ pub fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_utc_timestamps_read_as_chrono_reads_them() {
+        let mut texts = vec![
+            "1970-01-01T00:00:00Z".to_string(),
+            "1969-12-31T23:59:59Z".into(),
+            "2024-02-29T12:00:00Z".into(),
+            "2023-02-29T12:00:00Z".into(),
+            "2024-04-31T00:00:00Z".into(),
+            "2024-05-01T24:00:00Z".into(),
+            "2024-05-01T23:60:00Z".into(),
+            "2024-05-01T23:59:60Z".into(),
+            "2024-13-01T00:00:00Z".into(),
+            "2024-00-10T00:00:00Z".into(),
+            "2024-05-01t00:00:00z".into(),
+            "2024-05-01T00:00:00+00:00".into(),
+            "2024-05-01T00:00:0xZ".into(),
+            "0001-01-01T00:00:00Z".into(),
+        ];
+        for day in (0..20_000).step_by(37) {
+            let t = chrono::DateTime::from_timestamp(day * 86_400 + day * 7, 0).expect("time");
+            texts.push(t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        }
+        for text in texts {
+            let chrono = DateTime::parse_from_rfc3339(&text)
+                .ok()
+                .map(|t| t.timestamp_micros());
+            if let Some(fast) = plain_utc_seconds(&text) {
+                assert_eq!(Some(fast), chrono, "{text}");
+            } else {
+                assert!(
+                    chrono.is_none() || !text.ends_with('Z') || text.contains(":60"),
+                    "{text} should take the plain path"
+                );
+            }
+        }
+    }
 
     #[test]
     fn cli_times() {

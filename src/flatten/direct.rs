@@ -277,26 +277,37 @@ impl<'a> Reader<'a> {
         self.text.get(start..end).ok_or(Bail)
     }
 
-    /// A number, checked against JSON's grammar; its text and whether it is an integer.
-    fn number(&mut self) -> Read<(&'a str, bool)> {
+    /// A number, checked against JSON's grammar: its text, and its value when it is an
+    /// integer of at most 18 digits (read while scanning, so no second parse).
+    fn number(&mut self) -> Read<(&'a str, Integer)> {
         let start = self.at;
-        if self.bytes.get(self.at) == Some(&b'-') {
+        let negative = self.bytes.get(self.at) == Some(&b'-');
+        if negative {
             self.at += 1;
         }
+        let whole_start = self.at;
+        let mut value: i64 = 0;
         match self.bytes.get(self.at) {
             Some(b'0') => self.at += 1,
             Some(b'1'..=b'9') => {
-                self.digits();
+                while let Some(&b) = self.bytes.get(self.at).filter(|b| b.is_ascii_digit()) {
+                    value = value.wrapping_mul(10).wrapping_add(i64::from(b - b'0'));
+                    self.at += 1;
+                }
             }
             _ => return Err(Bail),
         }
-        let mut integer = true;
+        let mut integer = if self.at - whole_start <= 18 {
+            Integer::Exact(if negative { -value } else { value })
+        } else {
+            Integer::Long
+        };
         if self.bytes.get(self.at) == Some(&b'.') {
             self.at += 1;
             if self.digits() == 0 {
                 return Err(Bail);
             }
-            integer = false;
+            integer = Integer::No;
         }
         if matches!(self.bytes.get(self.at), Some(b'e' | b'E')) {
             self.at += 1;
@@ -306,7 +317,7 @@ impl<'a> Reader<'a> {
             if self.digits() == 0 {
                 return Err(Bail);
             }
-            integer = false;
+            integer = Integer::No;
         }
         let text = self.text.get(start..self.at).ok_or(Bail)?;
         Ok((text, integer))
@@ -366,19 +377,34 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Whether a number is an integer, and its value when it has at most 18 digits.
+#[derive(Clone, Copy)]
+enum Integer {
+    Exact(i64),
+    Long,
+    No,
+}
+
 /// A number into column `c`, as serde's walk gives it: an integer as i64 (or u64 above
 /// i64), anything else as a float; a number no 64-bit type holds goes to serde.
-fn put_number(state: &mut RowState, c: usize, text: &str, integer: bool) -> Read<()> {
-    if integer {
-        if let Ok(v) = text.parse::<i64>() {
+fn put_number(state: &mut RowState, c: usize, text: &str, integer: Integer) -> Read<()> {
+    match integer {
+        Integer::Exact(v) => {
             state.put_i64(c, v);
             return Ok(());
         }
-        if let Ok(v) = text.parse::<u64>() {
-            state.put_u64(c, v);
-            return Ok(());
+        Integer::Long => {
+            if let Ok(v) = text.parse::<i64>() {
+                state.put_i64(c, v);
+                return Ok(());
+            }
+            if let Ok(v) = text.parse::<u64>() {
+                state.put_u64(c, v);
+                return Ok(());
+            }
+            return Err(Bail);
         }
-        return Err(Bail);
+        Integer::No => {}
     }
     match short_decimal(text).map_or_else(|| text.parse::<f64>(), Ok) {
         Ok(v) if v.is_finite() => {

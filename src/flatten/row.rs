@@ -288,7 +288,7 @@ impl RowState {
         match i64::try_from(v) {
             Ok(v) => self.put_i64(c, v),
             Err(_) if self.columns[c].ty == ColumnType::Float64 => {
-                self.put_f64_or_keep(c, v as f64, Value::from(v))
+                self.put_f64_or_keep(c, v as f64, || Value::from(v))
             }
             // Its text decides: an Int64 column cannot hold it, `_extra` keeps it as sent.
             Err(_) => self.needs_exact = true,
@@ -307,13 +307,15 @@ impl RowState {
             self.needs_exact = true;
             return;
         }
-        let original = serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number);
+        let original = || serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number);
         self.put_f64_or_keep(c, v, original)
     }
 
-    pub(super) fn put_f64_or_keep(&mut self, c: usize, v: f64, original: Value) {
+    /// A float into column `c`; `original` (the value as JSON, for `_extra`) is made only
+    /// when the column cannot take it as a number.
+    pub(super) fn put_f64_or_keep(&mut self, c: usize, v: f64, original: impl Fn() -> Value) {
         if !self.claim(c) {
-            return self.mismatch(c, original);
+            return self.mismatch(c, original());
         }
         let stored = match &mut self.builders[c] {
             ColumnBuilder::Float64(b) => {
@@ -325,13 +327,13 @@ impl RowState {
                 true
             }
             ColumnBuilder::Utf8(b) => {
-                b.append_value(original.to_string());
+                b.append_value(original().to_string());
                 true
             }
             _ => false,
         };
         if !stored {
-            self.mismatch(c, original);
+            self.mismatch(c, original());
         }
     }
 
