@@ -297,10 +297,11 @@ impl<'a> Reader<'a> {
             }
             _ => return Err(Bail),
         }
-        let mut integer = if self.at - whole_start <= 18 {
-            Integer::Exact(if negative { -value } else { value })
-        } else {
-            Integer::Long
+        let mut integer = match self.at - whole_start {
+            // `-0` is the float -0.0, as serde_json reads it.
+            _ if negative && value == 0 => Integer::No,
+            0..=18 => Integer::Exact(if negative { -value } else { value }),
+            _ => Integer::Long,
         };
         if self.bytes.get(self.at) == Some(&b'.') {
             self.at += 1;
