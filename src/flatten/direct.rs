@@ -288,6 +288,11 @@ impl<'a> Reader<'a> {
         let whole_start = self.at;
         let mut value: i64 = 0;
         match self.bytes.get(self.at) {
+            // A leading zero followed by a digit is no number (serde_json stops there too,
+            // before the value is used).
+            Some(b'0') if self.bytes.get(self.at + 1).is_some_and(u8::is_ascii_digit) => {
+                return Err(Bail);
+            }
             Some(b'0') => self.at += 1,
             Some(b'1'..=b'9') => {
                 while let Some(&b) = self.bytes.get(self.at).filter(|b| b.is_ascii_digit()) {

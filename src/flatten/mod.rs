@@ -542,6 +542,7 @@ mod tests {
             ),
             (with("{\"value\": 4.39}", "{\"value\": -1.5E-3}"), true),
             (with("{\"value\": 5237}", "{\"value\": 5e37}"), true),
+            (with("{\"value\": 5237}", "{\"value\": 5e237}"), true),
             (with("{\"value\": 5237}", "{\"value\": 52.37e237}"), true),
             (
                 with("{\"value\": 5237}", "{\"value\": 0.1234567890123456789}"),
@@ -563,6 +564,7 @@ mod tests {
             ),
             (with("\"edge\": \"sdk_edge\",", ""), true),
             (with("\"packets_lost\": 0", "\"packets_lost\": 01"), false),
+            (with("\"timestamp\": \"", "\"timestamp\": 0"), false),
             (with("\"packets_lost\": 0", "\"packets_lost\": 1."), false),
             (with("\"packets_lost\": 0", "\"packets_lost\": -"), false),
             (with("\"packets_lost\": 0,", "\"packets_lost\": 0,,"), false),
