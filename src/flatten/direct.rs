@@ -9,7 +9,9 @@
 //! Hand-written because no JSON crate walks a schema's trie: the serde walk over serde_json's
 //! tokenizer spent about two thirds of a page's time in the visitor calls around each key.
 //!
-//! Numbers are read with the standard library's parsers (correctly rounded).
+//! Numbers come out as serde_json gives them (`-0` a float, integers beyond i64 as u64), and
+//! floats correctly rounded: short decimals by one exact division, others by the standard
+//! library's parser.
 
 use serde_json::{Map, Value};
 
@@ -53,8 +55,7 @@ impl<'a> Reader<'a> {
     ) -> Read<Option<Map<String, Value>>> {
         let mut meta = Map::new();
         let mut found = false;
-        self.expect(b'{')?;
-        if self.peek() != Some(b'}') {
+        if self.open(b'{', b'}')? {
             loop {
                 let key = self.key()?;
                 if key == records_key && !found {
@@ -69,8 +70,6 @@ impl<'a> Reader<'a> {
                     break;
                 }
             }
-        } else {
-            self.at += 1;
         }
         self.skip_whitespace();
         if self.at != self.bytes.len() {
@@ -81,13 +80,10 @@ impl<'a> Reader<'a> {
 
     /// The records array (null counts as empty): each record is a row.
     fn records(&mut self, trie: &Trie, state: &mut RowState, ctx: &RecordContext<'_>) -> Read<()> {
-        match self.peek() {
-            Some(b'n') => return self.literal(b"null"),
-            Some(b'[') => self.at += 1,
-            _ => return Err(Bail),
+        if self.peek() == Some(b'n') {
+            return self.literal(b"null");
         }
-        if self.peek() == Some(b']') {
-            self.at += 1;
+        if !self.open(b'[', b']')? {
             return Ok(());
         }
         loop {
@@ -106,29 +102,22 @@ impl<'a> Reader<'a> {
         if depth > MAX_DEPTH {
             return Err(Bail);
         }
-        self.expect(b'{')?;
-        if self.peek() == Some(b'}') {
-            self.at += 1;
+        if !self.open(b'{', b'}')? {
             return Ok(());
         }
         let mut previous = node.order_base;
         loop {
-            let found = match self.predicted_key(node, previous, &state.next_key) {
-                Some(index) => {
-                    previous = node.order_base + 1 + index;
-                    node.children.get(index).map(|(_, child)| child)
-                }
+            let found = match self.predicted_key(node, &mut previous, &state.next_key) {
+                Some(child) => Some(child),
                 None => {
                     let key = self.key()?;
-                    match node.lookup(key, &mut previous, &mut state.next_key) {
-                        Some(child) => Some(child),
-                        None => {
-                            let raw = self.raw_value(depth)?;
-                            let path = join_path(&node.path, key);
-                            state.keep_extra(path, raw.to_string(), "not in the schema");
-                            None
-                        }
+                    let found = node.lookup(key, &mut previous, &mut state.next_key);
+                    if found.is_none() {
+                        let raw = self.raw_value(depth)?;
+                        let path = join_path(&node.path, key);
+                        state.keep_extra(path, raw.to_string(), "not in the schema");
                     }
+                    found
                 }
             };
             match found {
@@ -147,13 +136,19 @@ impl<'a> Reader<'a> {
     }
 
     /// The key the trie expects next (the one that followed the key in slot `previous` last
-    /// time), when the text there is exactly that key and its colon: the index of the child,
-    /// the cursor after the colon. A page's records share their key order, so this is the
-    /// common case, and it costs one comparison instead of a scan and a lookup.
+    /// time), when the text there is exactly that key and its colon: its child, the cursor
+    /// after the colon and `previous` moved to its slot. A page's records share their key
+    /// order, so this is the common case, and it costs one comparison instead of a scan and a
+    /// lookup.
     #[inline]
-    fn predicted_key(&mut self, node: &Trie, previous: usize, next_key: &[u32]) -> Option<usize> {
-        let hint = next_key[previous] as usize;
-        let (expected, _) = node.children.get(hint)?;
+    fn predicted_key<'t>(
+        &mut self,
+        node: &'t Trie,
+        previous: &mut usize,
+        next_key: &[u32],
+    ) -> Option<&'t Node> {
+        let hint = next_key[*previous] as usize;
+        let (expected, child) = node.children.get(hint)?;
         let expected = expected.as_bytes();
         self.skip_whitespace();
         let start = self.at + 1;
@@ -172,7 +167,8 @@ impl<'a> Reader<'a> {
             return None;
         }
         self.at += 1;
-        Some(hint)
+        *previous = node.order_base + 1 + hint;
+        Some(child)
     }
 
     /// A value that goes to column `c`.
@@ -225,31 +221,21 @@ impl<'a> Reader<'a> {
             Some(b'n') => self.literal(b"null"),
             Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
             Some(b'{') => {
-                self.at += 1;
-                if self.peek() == Some(b'}') {
-                    self.at += 1;
-                    return Ok(());
-                }
-                loop {
+                let mut more = self.open(b'{', b'}')?;
+                while more {
                     self.key()?;
                     self.skip_value(depth + 1)?;
-                    if !self.more(b'}')? {
-                        return Ok(());
-                    }
+                    more = self.more(b'}')?;
                 }
+                Ok(())
             }
             Some(b'[') => {
-                self.at += 1;
-                if self.peek() == Some(b']') {
-                    self.at += 1;
-                    return Ok(());
-                }
-                loop {
+                let mut more = self.open(b'[', b']')?;
+                while more {
                     self.skip_value(depth + 1)?;
-                    if !self.more(b']')? {
-                        return Ok(());
-                    }
+                    more = self.more(b']')?;
                 }
+                Ok(())
             }
             _ => Err(Bail),
         }
@@ -261,7 +247,7 @@ impl<'a> Reader<'a> {
             return Err(Bail);
         }
         let key = self.string()?;
-        self.expect(b':')?;
+        self.consume(b':')?;
         Ok(key)
     }
 
@@ -360,7 +346,17 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn expect(&mut self, byte: u8) -> Read<()> {
+    /// Opens an object or array: true when a member follows, false when it closes at once.
+    fn open(&mut self, open: u8, close: u8) -> Read<bool> {
+        self.consume(open)?;
+        if self.peek() == Some(close) {
+            self.at += 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn consume(&mut self, byte: u8) -> Read<()> {
         if self.peek() != Some(byte) {
             return Err(Bail);
         }

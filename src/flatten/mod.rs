@@ -241,9 +241,7 @@ impl Flattener {
         body: &[u8],
         ctx: &RecordContext<'_>,
     ) -> Result<Option<Map<String, Value>>, direct::Bail> {
-        self.state.last_partition_micros = None;
-        self.state.exact = false;
-        self.state.needs_exact = false;
+        self.state.begin_page(false);
         let text = std::str::from_utf8(body).map_err(|_| direct::Bail)?;
         direct::Reader::new(text).page(
             &self.plan.trie,
@@ -259,9 +257,7 @@ impl Flattener {
         ctx: &RecordContext<'_>,
         exact: bool,
     ) -> Result<Option<Map<String, Value>>, serde_json::Error> {
-        self.state.last_partition_micros = None;
-        self.state.exact = exact;
-        self.state.needs_exact = false;
+        self.state.begin_page(exact);
         let seed = PageSeed {
             trie: &self.plan.trie,
             state: &mut self.state,

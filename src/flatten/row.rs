@@ -113,6 +113,13 @@ pub(super) struct ColumnMeta {
 }
 
 impl RowState {
+    /// Before a page is read: in exact mode or not, with nothing learned of it yet.
+    pub(super) fn begin_page(&mut self, exact: bool) {
+        self.last_partition_micros = None;
+        self.exact = exact;
+        self.needs_exact = false;
+    }
+
     pub(super) fn begin_row(&mut self) {
         self.row_extras.clear();
     }
