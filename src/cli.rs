@@ -229,6 +229,11 @@ pub struct SimulateArgs {
     /// Enforce this many requests per second per API (429 beyond).
     #[arg(long)]
     pub rate_limit: Option<u32>,
+    /// Keep up to this many MB of per-call pages (Insights events and metrics, REST call
+    /// events) once rendered, and serve repeats from memory while no faults are set: for
+    /// benchmarks, so the simulator's own work stays small beside the client's. 0: off.
+    #[arg(long, value_name = "MB", default_value_t = 0)]
+    pub cache_mb: usize,
     /// Share of requests answered 429 (0–1).
     #[arg(long, default_value_t = 0.0)]
     pub fault_429: f64,

@@ -492,6 +492,7 @@ async fn simulate(args: &SimulateArgs) -> Result<Exit> {
         auth_token: args.auth_token.clone(),
         telnyx_key: args.telnyx_key.clone(),
         rate_limit_per_sec: args.rate_limit,
+        page_cache_bytes: args.cache_mb.saturating_mul(1 << 20),
         faults: Faults {
             error_429_ratio: args.fault_429,
             error_5xx_ratio: args.fault_5xx,

@@ -54,6 +54,9 @@ pub struct SimConfig {
     /// Subaccounts of the configured account, each with its own generated calls and
     /// conferences in `[from, to)` (listed by `/2010-04-01/Accounts.json`). Default none.
     pub subaccounts: Vec<SubaccountSpec>,
+    /// Bytes of rendered per-call pages (Insights events and metrics, REST call events) kept
+    /// and served again as they are while no faults are set, for benchmarks. Default 0: off.
+    pub page_cache_bytes: usize,
 }
 
 impl Default for SimConfig {
@@ -76,6 +79,7 @@ impl Default for SimConfig {
             odd_numbers: false,
             conferences: 0,
             subaccounts: Vec::new(),
+            page_cache_bytes: 0,
         }
     }
 }

@@ -26,6 +26,7 @@ mod api_insights;
 mod api_rest;
 mod api_telnyx;
 mod auth;
+mod cache;
 mod conference;
 mod config;
 mod facts;

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::auth::{Credentials, Principal};
+use super::cache::PageCache;
 use super::config::{Faults, SimConfig};
 use super::faults::{self, Plan};
 use super::limit::Limits;
@@ -46,6 +47,8 @@ struct App {
     rotation: AtomicU64,
     port: u16,
     shutdown: watch::Receiver<bool>,
+    /// Rendered per-call pages served again as they are (`SimConfig::page_cache_bytes`).
+    cache: Option<PageCache>,
 }
 
 impl App {
@@ -94,6 +97,7 @@ pub async fn start(config: SimConfig, port: u16) -> io::Result<SimHandle> {
         rotation: AtomicU64::new(0),
         port: addr.port(),
         shutdown: shutdown.clone(),
+        cache: PageCache::new(config.page_cache_bytes),
     });
     let router = Router::new()
         .fallback(dispatch)
@@ -178,7 +182,37 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
         Err(reply) => return deliver(&app, reply, Delivery::Whole),
     };
     let params = Params::parse(request.uri().query());
-    serve_api(&app, &route, &params, who).await
+    match app.cache.as_ref() {
+        Some(cache) if PageCache::keeps(&route) && *app.faults() == Faults::default() => {
+            serve_cached(
+                &app,
+                cache,
+                &route,
+                &params,
+                who,
+                &request.uri().to_string(),
+            )
+        }
+        _ => serve_api(&app, &route, &params, who).await,
+    }
+}
+
+/// A request of a route the page cache keeps, while no faults are set: the kept page, or the
+/// handler's (then kept while there is room).
+fn serve_cached(
+    app: &App,
+    cache: &PageCache,
+    route: &Route,
+    params: &Params,
+    who: Principal,
+    target: &str,
+) -> Response {
+    if let Some(reply) = cache.get(who, target) {
+        return deliver(app, reply, Delivery::Whole);
+    }
+    let reply = handle(app, route, params, &LinkFaults::default(), who);
+    cache.put(who, target, &reply);
+    deliver(app, reply, Delivery::Whole)
 }
 
 /// Unknown paths, wrong methods, bad credentials and the rate limit, in that order; who the
