@@ -320,17 +320,19 @@ impl ApiClient {
     }
 
     async fn attempt(&self, url: &Url) -> Attempt {
-        self.limiter.until_ready().await;
-        let paced = self.pace.reserve();
-        if !paced.is_zero() {
-            tokio::time::sleep(paced).await;
-        }
+        // The slot first: a request that waited for one after its limiter permit and its
+        // paced time would go out late, in a burst with the others that waited.
         let Ok(_slot) = self.slots.acquire().await else {
             return Attempt::Fail(HttpError::Setup {
                 api: self.api,
                 message: "client closed".into(),
             });
         };
+        self.limiter.until_ready().await;
+        let paced = self.pace.reserve();
+        if !paced.is_zero() {
+            tokio::time::sleep(paced).await;
+        }
         HttpStats::bump(&self.stats.requests);
         let request = match &self.auth {
             Auth::Basic { username, password } => self

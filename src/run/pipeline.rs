@@ -1,5 +1,5 @@
 //! The one pipeline of a run: work (Twilio hours with their calls, Telnyx ranges, legs) comes
-//! in; each unit is fetched by a task of its API's lane (bounded by the API's concurrency); the
+//! in; each unit is fetched by a task of its API's lane (bounded by the API's concurrency, a few units a slot); the
 //! rows its task streams go to their hour's files as they arrive; an hour is committed, under
 //! its account's lock, as soon as no unit can add to it any more. A unit is all or nothing: a
 //! failed call's or leg's rows are taken out of its hours, and those hours keep what the unit
@@ -86,7 +86,20 @@ enum UnitState {
     },
 }
 
-/// The units of one API: queued, and in flight up to its concurrency.
+/// Calls and conferences started per slot of the Twilio concurrency cap, when fetches run on
+/// threads of their own. The HTTP client keeps requests in flight to the cap; units started
+/// ahead of it wait there for a slot, so one whose page comes back while the pipeline is busy
+/// writing an hour's rows is followed at once, not when the pipeline next looks at its lanes
+/// (at one unit per slot, half the slots stood idle at `--threads 2`). On one thread nothing
+/// runs while the pipeline writes anyway: one unit per slot.
+fn units_per_slot() -> usize {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => 1,
+        _ => 4,
+    }
+}
+
+/// The units of one API: queued, and in flight up to its limit.
 struct Lane {
     queue: VecDeque<usize>,
     in_flight: usize,
@@ -124,7 +137,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, mut work: mpsc::Receiver<Work>) ->
         limit: limit.max(1),
     };
     let lanes = [
-        lane(ctx.plan.twilio.concurrency),
+        lane(ctx.plan.twilio.concurrency * units_per_slot()),
         lane(ctx.plan.telnyx.concurrency),
     ];
     // Rows and ends of units, in the order each unit sent them; bounded, so that fetches
