@@ -1,9 +1,9 @@
 # benches/support/lib.sh — helpers the bench scripts share (sourced; needs WORK, BIN and
 # HAVE_TIME set): the simulator in the background, timed commands (wall, CPU, peak RSS), the
 # median of repeated runs.
-start_sim() { # calls → SIM_PID, SIM_URL
+start_sim() { # calls → SIM_PID, SIM_URL   (SIM_CACHE_MB: the simulator's page cache, default off)
   local out="$WORK/sim-$1.out"
-  "$BIN" simulate --calls "$1" --port 0 >"$out" 2>"$WORK/sim-$1.err" &
+  "$BIN" simulate --calls "$1" --port 0 --cache-mb "${SIM_CACHE_MB:-0}" >"$out" 2>"$WORK/sim-$1.err" &
   SIM_PID=$!
   SIM_URL=""
   for _ in $(seq 1 600); do

@@ -212,7 +212,7 @@ impl MixedFile {
         );
         self.index += 1;
         let path = format!("{}/{relative}", self.table);
-        let properties = self.settings.properties_for(self.table, None);
+        let properties = self.settings.properties_for(self.table, &self.schema, None);
         let writer = AsyncArrowWriter::try_new(
             self.lake.writer(&path),
             Arc::clone(&self.schema),
