@@ -30,6 +30,11 @@ const POLL: Duration = Duration::from_millis(100);
 /// How long after taking a lease it is read back to confirm it is ours.
 const SETTLE: Duration = Duration::from_millis(50);
 
+/// The same, after taking over a lease whose holder died or let it expire: every run waiting
+/// for it takes it at once then, so a late second write is likelier; it happens only after a
+/// crash, so a longer wait costs little.
+const SETTLE_AFTER_EXPIRY: Duration = Duration::from_millis(500);
+
 /// What a lock protects: one job's runs, or one owner's (account's) hour commits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockName(String);
@@ -421,6 +426,7 @@ async fn try_lease(
     let path = name.file();
     let token = format!("{:016x}", rand::random::<u64>());
     let file = lease_file(holder, &token, time, false);
+    let mut settle = SETTLE;
     let taken = match put_lease_with(lake, &path, &file, PutMode::Create).await? {
         Some(version) => Some(version),
         None => {
@@ -431,6 +437,9 @@ async fn try_lease(
             if !current.free_at(Utc::now()) && !current.holder.is_dead_here() {
                 return Ok(Attempt::Held(Some(current.holder)));
             }
+            if !current.released {
+                settle = SETTLE_AFTER_EXPIRY;
+            }
             put_lease(lake, &path, &file, version).await?
         }
     };
@@ -440,7 +449,7 @@ async fn try_lease(
     // Read back, a moment later: on a store whose conditional writes are not atomic (the check
     // and the write are separate steps, as in s3s-fs), a second taker that passed the check
     // with us writes within that moment; the lease is whoever's token it holds then.
-    tokio::time::sleep(SETTLE).await;
+    tokio::time::sleep(settle).await;
     match read_lease(lake, &path).await? {
         Some((current, _)) if current.token == token => {}
         Some((current, _)) => return Ok(Attempt::Held(Some(current.holder))),
