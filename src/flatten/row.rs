@@ -27,23 +27,41 @@ pub(super) enum ColumnBuilder {
 /// columns of a wide schema stay null, so the default (1 024) wasted ~1 MB per flattener.
 pub(super) const INITIAL_ROWS: usize = 64;
 
+/// Rows a builder is made ready for after a batch, at most: the next call's page is about
+/// the size of the last, and a builder growing from nothing reallocates at every doubling
+/// (a quarter of a fetch thread's time went to the allocator), but a one-off large batch
+/// should not stay reserved in every idle flattener.
+const MAX_RESERVED_ROWS: usize = 1024;
+
 impl ColumnBuilder {
     pub(super) fn new(ty: ColumnType) -> Self {
+        ColumnBuilder::with_room(ty, INITIAL_ROWS, 256)
+    }
+
+    /// An empty builder with room for `rows` values (and `bytes` of text).
+    fn with_room(ty: ColumnType, rows: usize, bytes: usize) -> Self {
         match ty {
-            ColumnType::Utf8 => {
-                ColumnBuilder::Utf8(StringBuilder::with_capacity(INITIAL_ROWS, 256))
-            }
-            ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(INITIAL_ROWS)),
-            ColumnType::Float64 => {
-                ColumnBuilder::Float64(Float64Builder::with_capacity(INITIAL_ROWS))
-            }
-            ColumnType::Boolean => {
-                ColumnBuilder::Boolean(BooleanBuilder::with_capacity(INITIAL_ROWS))
-            }
+            ColumnType::Utf8 => ColumnBuilder::Utf8(StringBuilder::with_capacity(rows, bytes)),
+            ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(rows)),
+            ColumnType::Float64 => ColumnBuilder::Float64(Float64Builder::with_capacity(rows)),
+            ColumnType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::with_capacity(rows)),
             ColumnType::Timestamp => ColumnBuilder::Timestamp(
-                TimestampMicrosecondBuilder::with_capacity(INITIAL_ROWS).with_timezone("UTC"),
+                TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
             ),
         }
+    }
+
+    /// The column built so far; the builder is left empty, with room for as many rows as it
+    /// held (up to [`MAX_RESERVED_ROWS`]).
+    fn take(&mut self, ty: ColumnType) -> ArrayRef {
+        let rows = self.len().clamp(1, MAX_RESERVED_ROWS);
+        let bytes = match self {
+            ColumnBuilder::Utf8(b) => b.values_slice().len().min(rows * 64),
+            _ => 0,
+        };
+        let array = self.finish();
+        *self = ColumnBuilder::with_room(ty, rows, bytes);
+        array
     }
 
     pub(super) fn len(&self) -> usize {
@@ -386,7 +404,7 @@ impl RowState {
             if have < rows {
                 builder.append_nulls(rows - have);
             }
-            arrays.push(builder.finish());
+            arrays.push(builder.take(meta.ty));
         }
         arrays.push(Arc::new(self.extra.finish()));
         self.rows = 0;

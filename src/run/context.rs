@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::clients::Clients;
 use crate::error::Result;
 use crate::events::{DriftLog, RunStats};
-use crate::flatten::{FlattenPlan, Lineage};
+use crate::flatten::{FlattenPlan, Flattener, FlattenerPool, Lineage};
 use crate::hours::HourSlice;
 use crate::http::Api;
 use crate::ids::{AccountSid, Owner};
@@ -48,8 +48,8 @@ pub(crate) struct RunContext {
     pub telnyx_owner: Option<Owner>,
     /// The job's coverage of its tables.
     pub coverage: tokio::sync::Mutex<CoverageSet>,
-    /// Each table's schema compiled for the flattener, once per run.
-    flatten_plans: BTreeMap<Table, Arc<FlattenPlan>>,
+    /// Each table's flatteners (its schema compiled once per run), reused unit after unit.
+    flatteners: BTreeMap<Table, FlattenerPool>,
 }
 
 impl RunContext {
@@ -62,9 +62,9 @@ impl RunContext {
         stop: Arc<Stop>,
         pinned_now: Option<DateTime<Utc>>,
     ) -> RunContext {
-        let flatten_plans = Table::ALL
+        let flatteners = Table::ALL
             .into_iter()
-            .map(|t| (t, FlattenPlan::new(sink.schemas.get(t))))
+            .map(|t| (t, FlattenerPool::new(FlattenPlan::new(sink.schemas.get(t)))))
             .collect();
         let owners = plan.owners(&accounts);
         let telnyx_owner = plan.telnyx.api_key.as_ref().map(Owner::telnyx);
@@ -81,7 +81,7 @@ impl RunContext {
             owners,
             telnyx_owner,
             coverage: tokio::sync::Mutex::new(coverage),
-            flatten_plans,
+            flatteners,
         }
     }
 
@@ -90,11 +90,18 @@ impl RunContext {
         &self.sink.lake
     }
 
-    /// The table's compiled flatten plan.
-    pub(crate) fn flatten_plan(&self, table: Table) -> Arc<FlattenPlan> {
-        match self.flatten_plans.get(&table) {
-            Some(plan) => Arc::clone(plan),
-            None => FlattenPlan::new(self.sink.schemas.get(table)),
+    /// A flattener of the table's rows (an idle one of an earlier unit, when there is one).
+    pub(crate) fn flattener(&self, table: Table) -> Flattener {
+        match self.flatteners.get(&table) {
+            Some(pool) => pool.take(),
+            None => Flattener::new(self.sink.schemas.get(table)),
+        }
+    }
+
+    /// Gives back a flattener whose rows were all taken, for the next unit.
+    pub(crate) fn give_back(&self, table: Table, flattener: Flattener) {
+        if let Some(pool) = self.flatteners.get(&table) {
+            pool.give(flattener);
         }
     }
 

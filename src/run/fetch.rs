@@ -188,7 +188,7 @@ impl<'a> UnitPages<'a> {
             call_sid,
             account_sid,
             route,
-            flattener: Flattener::from_plan(ctx.flatten_plan(table)),
+            flattener: ctx.flattener(table),
             events,
             last_time: None,
             rows: 0,
@@ -257,6 +257,7 @@ impl<'a> UnitPages<'a> {
     async fn finish(mut self) -> Result<(), SourceError> {
         self.flush().await?;
         self.ctx.stats.add(self.table, self.rows, self.pages);
+        self.ctx.give_back(self.table, self.flattener);
         Ok(())
     }
 }
