@@ -7,6 +7,26 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use voxlake::cli::{Cli, LogFormat};
 
+/// jemalloc, not the system's malloc. The pipeline thread frees the batches a fetch thread
+/// built; glibc takes the fetch thread's arena lock for each of those frees, and at
+/// `--threads 2` both threads kept falling asleep on that lock (perf: futex waits inside the
+/// Parquet writes and the flattener; the two cores stood idle 29 % of the run). jemalloc
+/// returns them through the freeing thread's cache: `benches/compare.sh` ran in 0.78× the
+/// wall time of the glibc build, and 2 threads went from 1.87× DuckDB's speed to 2.27×.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings (`_RJEM_MALLOC_CONF` in the environment overrides them): freed pages
+/// go back to the system after half a second rather than ten, and at once rather than
+/// lazily (pages left to `MADV_FREE` still count as resident). Peak RSS at 2 threads is
+/// then glibc's (77 MB against 80 in compare.sh); jemalloc's defaults held 85-95 MB, for no
+/// gain in speed.
+// SAFETY: jemalloc reads this NUL-terminated string once, before the first allocation,
+// and never writes it; the name and type are those `tikv-jemalloc-sys` declares.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: Option<&'static std::ffi::c_char> =
+    Some(unsafe { &*c"dirty_decay_ms:500,muzzy_decay_ms:0".as_ptr() });
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
