@@ -129,3 +129,68 @@ fn per_sid_reruns_do_not_ask_for_the_call_resource_again() {
         1.0
     );
 }
+
+/// A window's discovery lists a day's calls in one request, far faster than the calls'
+/// pages can be fetched: the run takes the next day's calls only as the fetches catch up,
+/// so a backfill holds about a day of calls, never the whole window's.
+#[test]
+fn a_window_lists_the_next_day_only_as_the_fetches_catch_up() {
+    let mut config = sim_config(1800);
+    config.from = t(FROM);
+    config.to = t("2024-05-04T00:00:00Z");
+    let world = World::with_sim(config);
+    let job = world.job(&["insights_metrics"], "");
+    let out = world.voxlake(&[
+        "--threads",
+        "2",
+        "run",
+        job.to_str().expect("path"),
+        "--from",
+        FROM,
+        "--to",
+        TO,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let days = ["2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04"]
+        .map(|d| t(&format!("{d}T00:00:00Z")));
+    let per_day: Vec<usize> = days
+        .windows(2)
+        .map(|w| world.calls_between(w[0], w[1]).len())
+        .collect();
+    let busiest_hour = (0..72)
+        .map(|h| {
+            let from = days[0] + chrono::Duration::hours(h);
+            world
+                .calls_between(from, from + chrono::Duration::hours(1))
+                .len()
+        })
+        .max()
+        .unwrap_or(0);
+    assert_eq!(per_day.iter().sum::<usize>(), 1800);
+    // Calls taken but not yet asked for, at most: four hours in the work channel, a lane
+    // of 32 units (concurrency 4, eight a slot at 2 threads) queued plus the hour that
+    // filled it, and 32 in flight.
+    let ahead = 4 * busiest_hour + (32 - 1 + busiest_hour) + 32;
+    let arrivals = world.stats().arrivals;
+    let listings: Vec<usize> = arrivals
+        .iter()
+        .enumerate()
+        .filter(|(_, route)| **route == "calls")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(listings.len(), 3, "one listing a day");
+    for day in 1..3 {
+        let fetched_before = arrivals[..listings[day]]
+            .iter()
+            .filter(|route| **route == "insights_metrics")
+            .count();
+        let earlier_calls: usize = per_day[..day].iter().sum();
+        assert!(
+            fetched_before + ahead >= earlier_calls,
+            "day {}'s listing came after {fetched_before} of the {earlier_calls} earlier \
+             calls' pages (at most {ahead} may be ahead)",
+            day + 1
+        );
+    }
+    assert_eq!(route(&world, "insights_metrics"), 1800);
+}

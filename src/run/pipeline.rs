@@ -165,7 +165,10 @@ pub(crate) async fn run(ctx: Arc<RunContext>, mut work: mpsc::Receiver<Work>) ->
         if in_flight == 0 && queued == 0 && !work_open {
             break;
         }
-        let room = pipeline.lanes.iter().any(|l| l.queue.len() < l.limit);
+        // More work only while every lane has room: a lane with room (Telnyx's, empty in a
+        // Twilio job) must not let a window's discovery, which lists a day of calls in a
+        // request or two, run ahead of the fetches and hold a whole backfill's calls here.
+        let room = pipeline.lanes.iter().all(|l| l.queue.len() < l.limit);
         tokio::select! {
             () = pipeline.ctx.stop.wait() => {
                 pipeline.tasks.abort_all();

@@ -24,7 +24,13 @@ pub struct SimStats {
     /// `summaries`, `summary`, `conferences`, `conference`, `conference_participants`,
     /// `conference_participant`, `accounts`, `account`, `telnyx_call_events`).
     pub requests_by_route: BTreeMap<String, u64>,
+    /// The route names of the first [`ARRIVALS_KEPT`] requests (known routes), in the order
+    /// they arrived.
+    pub arrivals: Vec<&'static str>,
 }
+
+/// Requests whose route [`SimStats::arrivals`] keeps.
+pub const ARRIVALS_KEPT: usize = 100_000;
 
 /// The live counters behind [`SimStats`].
 #[derive(Debug, Default)]
@@ -37,11 +43,14 @@ impl Stats {
     }
 
     /// A request arrived for `route` (if known), about `call` (if per-call).
-    pub(crate) fn request(&self, route: Option<&str>, call: Option<&str>) {
+    pub(crate) fn request(&self, route: Option<&'static str>, call: Option<&str>) {
         self.with(|s| {
             s.requests += 1;
             if let Some(route) = route {
                 *s.requests_by_route.entry(route.to_string()).or_default() += 1;
+                if s.arrivals.len() < ARRIVALS_KEPT {
+                    s.arrivals.push(route);
+                }
             }
             if let Some(call) = call {
                 *s.requests_by_call.entry(call.to_string()).or_default() += 1;
