@@ -31,6 +31,14 @@ fn route(world: &World, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `voxlake [flags] run JOB --from FROM --to TO`.
+fn run_window(world: &World, job: &std::path::Path, flags: &[&str]) -> Outcome {
+    let job = job.to_str().expect("path");
+    let mut args = flags.to_vec();
+    args.extend(["run", job, "--from", FROM, "--to", TO]);
+    world.voxlake(&args)
+}
+
 #[test]
 fn a_window_lists_its_calls_once_and_asks_no_call_resource() {
     let mut config = sim_config(60);
@@ -44,14 +52,7 @@ fn a_window_lists_its_calls_once_and_asks_no_call_resource() {
         "call_events",
     ];
     let job = world.job(&tables, "");
-    let out = world.voxlake(&[
-        "run",
-        job.to_str().expect("path"),
-        "--from",
-        FROM,
-        "--to",
-        TO,
-    ]);
+    let out = run_window(&world, &job, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let calls = world.calls_between(t(FROM), t(TO)).len() as u64;
     assert_eq!(calls, 60);
@@ -140,16 +141,7 @@ fn a_window_lists_the_next_day_only_as_the_fetches_catch_up() {
     config.to = t("2024-05-04T00:00:00Z");
     let world = World::with_sim(config);
     let job = world.job(&["insights_metrics"], "");
-    let out = world.voxlake(&[
-        "--threads",
-        "2",
-        "run",
-        job.to_str().expect("path"),
-        "--from",
-        FROM,
-        "--to",
-        TO,
-    ]);
+    let out = run_window(&world, &job, &["--threads", "2"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let days = ["2024-05-01", "2024-05-02", "2024-05-03", "2024-05-04"]
         .map(|d| t(&format!("{d}T00:00:00Z")));
